@@ -1,0 +1,284 @@
+"""The book runner: papermill executes each notebook with a profile, then Jupyter Book builds the site.
+
+``build_book(profile)``:
+
+1. checks the profile and every notebook's parameters (bad input fails before any compute);
+2. executes each notebook in its own process into ``_build/<profile>/src/notebooks/`` unless its
+   output is already there with the same key (notebook code, parameters, library source and
+   requirements), so an interrupted build resumes; a failing notebook does not stop the others;
+3. writes the execution report page (status, time, peak memory, parameters, versions);
+4. builds the site with execution off and warnings as errors (``-W -n --keep-going``);
+5. returns the records; the CLI exits non-zero naming every failed notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .artifacts import atomic_write_text
+from .params import ParameterError, check_parameters, load_profile
+
+logger = logging.getLogger(__name__)
+
+REPORT_PACKAGES = ("rewardscope", "torch", "transformers", "trl", "peft", "numpy", "pandas", "scikit-learn",
+                   "statsmodels", "papermill", "jupyter-book")
+
+
+@dataclass
+class RunRecord:
+    """What happened to one notebook in one build."""
+
+    notebook: str
+    status: str  # "ok", "failed", "cached", "not run"
+    duration: float = 0.0
+    peak_rss_mb: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The book root: the nearest directory above ``start`` (or cwd) holding _toc.yml and notebooks/."""
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "_toc.yml").is_file() and (candidate / "notebooks").is_dir():
+            return candidate
+    raise ParameterError(f"no rewardscope book (a directory with _toc.yml and notebooks/) at or above {here}")
+
+
+def notebook_names(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+
+
+def resolve_notebook(root: Path, name: str) -> Path:
+    """A notebook by stem ("00_model_zoo") or path ("notebooks/00_model_zoo.ipynb")."""
+    stem = Path(name).stem if name.endswith(".ipynb") else name
+    path = root / "notebooks" / f"{stem}.ipynb"
+    if not path.is_file():
+        raise ParameterError(f"unknown notebook {name!r}; notebooks: {', '.join(notebook_names(root))}")
+    return path
+
+
+def build_dir(root: Path, profile: str) -> Path:
+    return root / "_build" / profile
+
+
+def site_dir(root: Path, profile: str) -> Path:
+    """Where the HTML lands: _build/html for the default profile, _build/<profile>/_build/html otherwise."""
+    return root / "_build" / "html" if profile == "default" else build_dir(root, profile) / "_build" / "html"
+
+
+def _tree_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+        for f in files:
+            if f.exists():
+                digest.update(str(f.relative_to(path.parent)).encode())
+                digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def run_key(notebook: Path, parameters: dict[str, Any], root: Path) -> str:
+    """What a notebook's output depends on: its code cells, parameters, the library and the pins."""
+    nb = nbformat.read(notebook, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    library = Path(__file__).parent
+    pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
+    blob = json.dumps({"code": code, "params": parameters, "lib": _tree_hash([library]), "pins": _tree_hash(pins)},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cached_output(output: Path, key: str) -> bool:
+    if not output.is_file():
+        return False
+    try:
+        meta = nbformat.read(output, as_version=4).metadata
+    except Exception:  # noqa: BLE001 - an unreadable output is simply rerun
+        return False
+    return meta.get("rewardscope", {}).get("key") == key and not meta.get("papermill", {}).get("exception")
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
+                     timeout: int | None = 3600, progress: bool = False, log_output: bool = False) -> RunRecord:
+    """Execute one notebook with papermill in a fresh process; never raises for a failing notebook."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
+            "timeout": timeout, "progress": progress, "log_output": log_output}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec)], env=env,
+                          stdout=subprocess.PIPE, stderr=None if progress or log_output else subprocess.PIPE, text=True)
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("REWARDSCOPE_RESULT ")), None)
+    if line is None:
+        tail = (proc.stderr or proc.stdout or "")[-2000:]
+        return RunRecord(notebook.stem, "failed", parameters=parameters, error=f"runner died (exit {proc.returncode}): {tail}")
+    result = json.loads(line.removeprefix("REWARDSCOPE_RESULT "))
+    status = "failed" if result["error"] else "ok"
+    return RunRecord(notebook.stem, status, result["duration"], result["peak_rss_mb"], parameters, result["error"])
+
+
+def _stamp(output: Path, record: RunRecord, key: str, profile: str) -> None:
+    nb = nbformat.read(output, as_version=4)
+    nb.metadata["rewardscope"] = {"key": key, "profile": profile, "record": asdict(record)}
+    atomic_write_text(output, nbformat.writes(nb))
+
+
+def _record_from_output(output: Path) -> RunRecord | None:
+    try:
+        data = nbformat.read(output, as_version=4).metadata.get("rewardscope", {}).get("record")
+    except Exception:  # noqa: BLE001
+        return None
+    return RunRecord(**data) if data else None
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in REPORT_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _git_sha(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
+    """The execution-report page as MyST markdown."""
+    icons = {"ok": "✅ ran", "cached": "✅ cached", "failed": "❌ failed", "not run": "⏸ not run"}
+    lines = [
+        "# Execution report",
+        "",
+        f"This build ran the **{profile}** profile on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"git commit `{_git_sha(root)}`, {platform.machine()} with {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}. Each notebook runs in its own process; *cached* means its output "
+        "was reused because its code, parameters, the library and the pinned requirements were unchanged.",
+        "",
+        "| notebook | status | time (s) | peak memory (MB) | parameters |",
+        "|---|---|---|---|---|",
+    ]
+    for r in records:
+        params = ", ".join(f"`{k}={v!r}`" for k, v in r.parameters.items()) or "defaults"
+        peak = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else ""
+        lines.append(f"| {r.notebook} | {icons.get(r.status, r.status)} | {r.duration:.1f} | {peak} | {_cell(params)} |")
+    failed = [r for r in records if r.status == "failed"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- **{r.notebook}**: {_cell(r.error)[:500]}" for r in failed]
+    lines += ["", "## Package versions", "", "| package | version |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in _versions().items()]
+    return "\n".join(lines) + "\n"
+
+
+def _stage_static(root: Path, stage: Path) -> None:
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, stage / name)
+    if (stage / "book").exists():
+        shutil.rmtree(stage / "book")
+    shutil.copytree(root / "book", stage / "book")
+
+
+def _unexecuted_copy(notebook: Path, output: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    note = nbformat.v4.new_markdown_cell(
+        "```{warning}\nThis notebook was not executed in this build (it was left out with `--only`), so it shows "
+        "no outputs.\n```")
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, note)
+    atomic_write_text(output, nbformat.writes(nb))
+
+
+def run_sphinx(stage: Path, path_output: Path) -> tuple[int, str]:
+    """``jupyter-book build`` with execution off and warnings as errors; returns (exit code, log tail)."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(path_output),
+           "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return proc.returncode, (proc.stdout + proc.stderr)[-6000:]
+
+
+def build_book(profile: str = "default", only: list[str] | None = None, root: Path | None = None,
+               force: bool = False, progress: bool = True) -> tuple[list[RunRecord], int, str]:
+    """Execute the notebooks with a profile and build the site.
+
+    Returns (records, sphinx exit code, sphinx log tail). Raises ParameterError before running
+    anything if the profile, a notebook name or a parameter is bad.
+    """
+    root = project_root(root)
+    names = notebook_names(root)
+    profiles = load_profile(profile, root / "notebooks" / "params", names)
+    selected = [resolve_notebook(root, n).stem for n in only] if only else names
+    for name in names:
+        check_parameters(root / "notebooks" / f"{name}.ipynb", profiles[name])
+    stage = build_dir(root, profile) / "src"
+    (stage / "notebooks").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, name in enumerate(names):
+        notebook, output = root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb"
+        parameters = profiles[name]
+        key = run_key(notebook, parameters, root)
+        if name not in selected:
+            previous = _record_from_output(output) if _cached_output(output, key) else None
+            if previous:
+                records.append(RunRecord(name, "cached", previous.duration, previous.peak_rss_mb, parameters))
+            else:
+                _unexecuted_copy(notebook, output)
+                records.append(RunRecord(name, "not run", parameters=parameters))
+            continue
+        if not force and _cached_output(output, key):
+            previous = _record_from_output(output)
+            records.append(RunRecord(name, "cached", previous.duration if previous else 0.0,
+                                     previous.peak_rss_mb if previous else None, parameters))
+            logger.info("[%d/%d] %s: cached", i + 1, len(names), name)
+            continue
+        logger.info("[%d/%d] %s: running (%s profile)", i + 1, len(names), name, profile)
+        record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks", progress=progress)
+        if output.is_file():
+            _stamp(output, record, key if record.status == "ok" else "", profile)
+        else:
+            _unexecuted_copy(notebook, output)
+        records.append(record)
+        logger.info("[%d/%d] %s: %s in %.1f s", i + 1, len(names), name, record.status, record.duration)
+    _stage_static(root, stage)
+    atomic_write_text(stage / "book" / "execution_report.md", execution_report(records, profile, root))
+    path_output = root if profile == "default" else build_dir(root, profile)
+    start = time.time()
+    code, log = run_sphinx(stage, path_output)
+    logger.info("site built in %.1f s (exit %d): %s", time.time() - start, code, site_dir(root, profile))
+    return records, code, log
+
+
+def run_one(notebook: str, parameters: dict[str, Any], profile: str = "default", output: Path | None = None,
+            root: Path | None = None) -> RunRecord:
+    """Execute one notebook with a profile's parameters overridden by ``parameters`` (no site build)."""
+    root = project_root(root)
+    path = resolve_notebook(root, notebook)
+    values = load_profile(profile, root / "notebooks" / "params", notebook_names(root))[path.stem]
+    values.update(parameters)
+    check_parameters(path, values)
+    output = Path(output) if output else root / "_build" / "runs" / f"{path.stem}.ipynb"
+    return execute_notebook(path, output, values, cwd=root / "notebooks", progress=True)

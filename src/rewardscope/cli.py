@@ -1,0 +1,110 @@
+"""The ``rewardscope`` command: build the book, run one notebook, list and build the zoo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from .params import PROFILES, ParameterError, parse_cli_value
+from .zoo import ModelSpecError
+
+
+def _book(args) -> int:
+    from .book import build_book, site_dir
+
+    start = time.time()
+    records, code, log = build_book(args.profile, only=args.only, force=args.force)
+    failed = [r.notebook for r in records if r.status == "failed"]
+    for r in records:
+        print(f"{r.notebook:28s} {r.status:8s} {r.duration:7.1f} s" + (f"  {r.error}" if r.error else ""))
+    if code != 0:
+        print(log, file=sys.stderr)
+        print(f"error: the site build failed (jupyter-book exit {code})", file=sys.stderr)
+    if failed:
+        print(f"error: notebooks failed: {', '.join(failed)} (their pages show the traceback)", file=sys.stderr)
+    from .book import project_root
+
+    print(f"site: {site_dir(project_root(), args.profile) / 'index.html'} ({time.time() - start:.0f} s)")
+    return 1 if failed or code else 0
+
+
+def _run(args) -> int:
+    from .book import run_one
+
+    params = {key: parse_cli_value(value) for key, value in args.param}
+    record = run_one(args.notebook, params, profile=args.profile, output=args.output)
+    print(f"{record.notebook}: {record.status} in {record.duration:.1f} s" + (f"  {record.error}" if record.error else ""))
+    return 0 if record.status == "ok" else 1
+
+
+def _zoo_list(args) -> int:
+    from .zoo import zoo_table
+
+    rows = zoo_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        built = "built" if r["built"] else "not built"
+        print(f"{r['name']:24s} {r['kind']:13s} {built:10s} {r['source']}")
+    return 0
+
+
+def _zoo_build(args) -> int:
+    from .zoo import embedded_names, entry
+
+    names = args.names or embedded_names()
+    for name in names:
+        entry(name)  # unknown names fail before anything is built
+    for name in names:
+        start = time.time()
+        path = entry(name).build()
+        print(f"{name:24s} {time.time() - start:7.1f} s  {path}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rewardscope", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    book = sub.add_parser("book", help="execute every notebook with a profile and build the site")
+    book.add_argument("--profile", default="default", choices=PROFILES)
+    book.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="execute only these notebooks")
+    book.add_argument("--force", action="store_true", help="rerun notebooks whose cached output is current")
+    book.set_defaults(func=_book)
+
+    run = sub.add_parser("run", help="execute one notebook (no site build)")
+    run.add_argument("notebook", help="a notebook name (00_model_zoo) or path")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                     help="override a parameter; VALUE is read as YAML (3, 0.5, '[\"a\", \"b\"]', cuda)")
+    run.add_argument("--profile", default="default", choices=PROFILES, help="the profile whose values are the base")
+    run.add_argument("-o", "--output", help="output notebook (default _build/runs/NAME.ipynb)")
+    run.set_defaults(func=_run)
+
+    zoo = sub.add_parser("zoo", help="the embedded models")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    listing = zoo_sub.add_parser("list", help="list embedded models")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_zoo_list)
+    build = zoo_sub.add_parser("build", help="build (and cache) embedded models")
+    build.add_argument("names", nargs="*", help="entries to build (default: all)")
+    build.set_defaults(func=_zoo_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except (ParameterError, ModelSpecError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The reward-model interface and its kinds.
+
+Every reward model, whether a trained network or a lexicon rule, is a :class:`RewardModel`
+with one method, ``score(prompts, responses) -> np.ndarray`` (one float per pair). Kinds register
+by name; :func:`load_reward_model` dispatches on the embedded name or on the model directory's own
+metadata, never on substrings of a model's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import hf
+from .zoo import ModelSpecError, read_sidecar, resolve
+
+logger = logging.getLogger(__name__)
+
+
+def check_pairs(prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Validate (prompt, response) inputs: two equally long, non-empty sequences of strings."""
+    if isinstance(prompts, str) or isinstance(responses, str):
+        raise TypeError("prompts and responses must be sequences of strings, not single strings")
+    prompts, responses = list(prompts), list(responses)
+    if not prompts:
+        raise ValueError("prompts is empty: score needs at least one (prompt, response) pair")
+    if len(prompts) != len(responses):
+        raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses; they must pair up")
+    for name, seq in (("prompts", prompts), ("responses", responses)):
+        bad = next((i for i, x in enumerate(seq) if not isinstance(x, str)), None)
+        if bad is not None:
+            raise TypeError(f"{name}[{bad}] is {type(seq[bad]).__name__}, expected str")
+    return prompts, responses
+
+
+class RewardModel(ABC):
+    """Scores (prompt, response) pairs; higher is better."""
+
+    kind: str = "abstract"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int | None = None,
+              progress: bool | None = None) -> np.ndarray:
+        """One float64 score per (prompt, response) pair, in input order.
+
+        Examples
+        --------
+        >>> rm = load_reward_model("vader-compound")
+        >>> rm.score(["How was it?"], ["It was wonderful!"]).round(3)
+        array([0.611])
+        """
+        prompts, responses = check_pairs(prompts, responses)
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        return np.asarray(self._score(prompts, responses, batch_size, progress), dtype=np.float64)
+
+    @abstractmethod
+    def _score(self, prompts: list[str], responses: list[str], batch_size: int | None,
+               progress: bool | None) -> np.ndarray: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+_KINDS: dict[str, Callable[..., RewardModel]] = {}
+
+
+def register_kind(name: str):
+    """Register a reward-model factory under an embedded name; a name may be registered once."""
+
+    def decorator(factory):
+        if name in _KINDS:
+            raise ValueError(f"reward kind {name!r} is already registered")
+        _KINDS[name] = factory
+        return factory
+
+    return decorator
+
+
+def reward_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lexicon and classifier rewards: they judge the response alone.
+
+
+class ResponseReward(RewardModel):
+    """A reward computed from the response text alone by ``fn``."""
+
+    kind = "response-rule"
+
+    def __init__(self, name: str, fn: Callable[[str], float]):
+        super().__init__(name)
+        self.fn = fn
+
+    def _score(self, prompts, responses, batch_size, progress):
+        return np.array([self.fn(r) for r in responses], dtype=np.float64)
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+@register_kind("vader-utility")
+def _vader_utility() -> RewardModel:
+    """The IRM paper's token-utility reward: sum of VADER valences of the words, /5, clipped to ±10.
+
+    Differences from the original: words come from a regex, not spaCy, and the prompt's own words are
+    not counted (the original scored query + response, so the prompt leaked into the reward).
+    """
+    lexicon = _vader().lexicon
+
+    def utility(text: str) -> float:
+        total = sum(lexicon.get(word, 0.0) for word in _WORD.findall(text.lower()))
+        return float(np.clip(total / 5.0, -10.0, 10.0))
+
+    return ResponseReward("vader-utility", utility)
+
+
+@register_kind("vader-compound")
+def _vader_compound() -> RewardModel:
+    """VADER's compound sentiment score of the response, in [-1, 1]."""
+    analyzer = _vader()
+    return ResponseReward("vader-compound", lambda text: analyzer.polarity_scores(text)["compound"])
+
+
+@register_kind("afinn")
+def _afinn() -> RewardModel:
+    """Sum of AFINN-en-165 valences of the response's words."""
+    from afinn import Afinn
+
+    return ResponseReward("afinn", Afinn(language="en").score)
+
+
+class ToxicityReward(RewardModel):
+    """Probability that the response is offensive (alt-profanity-check's calibrated linear SVM)."""
+
+    kind = "classifier"
+
+    def _score(self, prompts, responses, batch_size, progress):
+        from profanity_check import predict_prob
+
+        return predict_prob(responses)
+
+
+@register_kind("toxicity")
+def _toxicity() -> RewardModel:
+    return ToxicityReward("toxicity")
+
+
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+# --------------------------------------------------------------------------------------------------
+# Hugging Face sequence-classification reward models
+
+
+class HFRewardModel(RewardModel):
+    """An ``AutoModelForSequenceClassification`` reward model.
+
+    Decoders score the token ids of the chat template around (prompt, response), with exactly one
+    BOS, left-padded, read at the last position. Encoders score the text pair (prompt, response).
+    """
+
+    kind = "hf"
+
+    def __init__(self, name: str, path: Path, *, device=None, dtype=None, trust_remote_code: bool = False,
+                 architecture: str | None = None, label: int | None = None, batch_size: int = 16,
+                 allow_random_head: bool = False):
+        super().__init__(name)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.path = Path(path)
+        self.device = hf.resolve_device(device)
+        self.dtype = hf.resolve_dtype(dtype)
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+        self.architecture = architecture or read_sidecar(self.path).get("architecture") or self._infer_architecture()
+        if self.architecture not in ("decoder", "encoder"):
+            raise ValueError(f"architecture must be 'decoder' or 'encoder', got {self.architecture!r}")
+        if self.architecture == "decoder":
+            self.pad_id = hf.safe_pad_id(self.tokenizer)  # fails early if there is no chat template
+        else:
+            self.pad_id = self.tokenizer.pad_token_id
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+        head = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
+        extra = {}
+        if not head:
+            if not allow_random_head:
+                raise ValueError(
+                    f"{name!r} is not a sequence-classification reward model (architectures: {config.architectures}); "
+                    "its score head would be random. Pass allow_random_head=True to score with a random head")
+            extra["num_labels"] = 1
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.path, dtype=self.dtype, trust_remote_code=trust_remote_code, **extra).to(self.device).eval()
+        self.model.config.pad_token_id = self.pad_id
+        n_labels = self.model.config.num_labels
+        if label is None and n_labels != 1:
+            raise ValueError(f"{name!r} has {n_labels} labels; pass label=<index> to say which logit is the reward")
+        self.label = 0 if label is None else label
+        if not 0 <= self.label < n_labels:
+            raise ValueError(f"label must lie in [0, {n_labels}), got {label}")
+        self.max_length = min(int(getattr(self.model.config, "max_position_embeddings", 1 << 16) or 1 << 16),
+                              int(self.tokenizer.model_max_length or 1 << 16))
+
+    def _infer_architecture(self) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return "decoder"
+        if self.tokenizer.cls_token_id is not None and self.tokenizer.sep_token_id is not None:
+            return "encoder"
+        raise ValueError(
+            f"reward model {self.name!r} has no chat template and is not a [CLS]/[SEP] encoder; "
+            "pass architecture='decoder' with a tokenizer that has a chat template, or architecture='encoder'"
+        )
+
+    @cached_property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def encode(self, prompt: str, response: str) -> list[int]:
+        """The ids a decoder RM scores for one pair (left-truncated to the context length)."""
+        ids = hf.chat_ids(self.tokenizer, prompt, response)
+        if len(ids) > self.max_length:
+            logger.warning("%s: a sequence of %d tokens was cut to its last %d", self.name, len(ids), self.max_length)
+            ids = ids[-self.max_length:]
+        return ids
+
+    def _forward(self, **batch) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
+        return logits[:, self.label].float().cpu().numpy()
+
+    def _score(self, prompts, responses, batch_size, progress):
+        from tqdm import tqdm
+
+        batch_size = batch_size or self.batch_size
+        scores = np.empty(len(prompts), dtype=np.float64)
+        if self.architecture == "decoder":
+            encoded = [self.encode(p, r) for p, r in zip(prompts, responses)]
+            order = np.argsort([len(ids) for ids in encoded], kind="stable")  # similar lengths share a batch
+        else:
+            order = np.arange(len(prompts))
+        starts = range(0, len(order), batch_size)
+        show = progress if progress is not None else len(starts) > 8
+        for start in tqdm(starts, desc=f"scoring with {self.name}", disable=not show, unit="batch"):
+            idx = order[start:start + batch_size]
+            if self.architecture == "decoder":
+                input_ids, mask = hf.left_pad([encoded[i] for i in idx], self.pad_id)
+                scores[idx] = self._forward(input_ids=input_ids, attention_mask=mask)
+            else:
+                batch = self.tokenizer([prompts[i] for i in idx], [responses[i] for i in idx], padding=True,
+                                       truncation=True, max_length=self.max_length, return_tensors="pt")
+                scores[idx] = self._forward(**batch)
+        return scores
+
+
+def load_reward_model(spec: str, device=None, dtype=None, trust_remote_code: bool = False, **kwargs: Any) -> RewardModel:
+    """Load a reward model from a spec.
+
+    Parameters
+    ----------
+    spec : a lexicon/classifier reward ({kinds}), an embedded model name, a local model directory
+        or a hub id.
+    device : "cpu", "cuda" or None (CUDA when available).
+    dtype : "float32" (default), "bfloat16" or "float16".
+    trust_remote_code : passed to ``from_pretrained``; off unless you ask for it.
+    kwargs : ``architecture`` ("decoder"/"encoder"), ``label`` (logit index), ``batch_size``,
+        ``allow_random_head`` (score a causal LM or encoder backbone through a freshly initialised head).
+    """
+    if isinstance(spec, str) and spec in _KINDS:
+        if kwargs:
+            raise TypeError(f"{spec!r} takes no options, got {sorted(kwargs)}")
+        return _KINDS[spec]()
+    try:
+        path = resolve(spec)
+    except ModelSpecError as err:
+        raise ModelSpecError(f"{err}; reward rules: {', '.join(reward_kinds())}") from None
+    return HFRewardModel(str(spec), path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+
+
+load_reward_model.__doc__ = load_reward_model.__doc__.format(kinds=", ".join(sorted(_KINDS)))

