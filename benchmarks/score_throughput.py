@@ -14,18 +14,7 @@ import torch
 
 from rewardscope import load_reward_model
 from rewardscope.data import chatterbot_prompts
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-repeats FLOP/s of an n x n x n matmul."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+from rewardscope.perf import matmul_peak
 
 
 def timed_score(rm, prompts, responses, batch_size: int) -> float:

@@ -1,5 +1,6 @@
 """rewardscope: a reproducible companion to five studies of reward models and RLHF."""
 
+from . import lab as _lab  # noqa: F401 - registers the lab's models in the zoo
 from .policy import Policy, load_policy
 from .rewards import RewardModel, load_reward_model
 

@@ -124,3 +124,24 @@ def safe_pad_id(tokenizer) -> int:
         f"tokenizer of {tokenizer.name_or_path!r}: every special token occurs in its chat template; "
         "set tokenizer.pad_token to a token the template never writes"
     )
+
+
+def reward_inputs(tokenizer, architecture: str, prompts: Sequence[str], responses: Sequence[str], pad_id: int | None,
+                  max_length: int) -> dict:
+    """Model inputs for a batch of (prompt, response) pairs, as a reward model reads them.
+
+    Decoders: chat-template ids with one BOS, cut to their last ``max_length`` ids (the pooled
+    position is the last), left-padded with ``pad_id``. Encoders: the tokenizer's text pairs.
+    """
+    if architecture == "decoder":
+        encoded = []
+        for prompt, response in zip(prompts, responses):
+            ids = chat_ids(tokenizer, prompt, response)
+            if len(ids) > max_length:
+                logger.warning("a sequence of %d tokens was cut to its last %d", len(ids), max_length)
+                ids = ids[-max_length:]
+            encoded.append(ids)
+        input_ids, mask = left_pad(encoded, pad_id)
+        return {"input_ids": input_ids, "attention_mask": mask}
+    return dict(tokenizer(list(prompts), list(responses), padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt"))

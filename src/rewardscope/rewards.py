@@ -157,6 +157,54 @@ def _toxicity() -> RewardModel:
     return ToxicityReward("toxicity")
 
 
+class HelpfulnessProxy(RewardModel):
+    """A helpfulness proxy: MiniLM cosine similarity of response to prompt, times a length guard.
+
+    ``score = cos(e(prompt), e(response)) * min(1, words(response) / min_words)`` with mean-pooled,
+    L2-normalised all-MiniLM-L6-v2 embeddings. The guard stops a response that merely repeats a few
+    prompt words from scoring as helpful. It measures topicality, not truth.
+    """
+
+    kind = "similarity"
+
+    def __init__(self, name: str = "helpfulness", min_words: int = 12, device=None):
+        super().__init__(name)
+        from transformers import AutoModel, AutoTokenizer
+
+        from .zoo import resolve as _resolve
+
+        path = _resolve("minilm-l6")
+        self.min_words = min_words
+        self.device = hf.resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Mean-pooled, L2-normalised sentence embeddings, shape (n, 384)."""
+        import torch
+
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=256,
+                                   return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+        return np.concatenate(out)
+
+    def _score(self, prompts, responses, batch_size, progress):
+        similarity = (self.embed(prompts) * self.embed(responses)).sum(1)
+        guard = np.minimum(1.0, np.array([len(r.split()) for r in responses]) / self.min_words)
+        return similarity * guard
+
+
+@register_kind("helpfulness")
+def _helpfulness() -> RewardModel:
+    return HelpfulnessProxy()
+
+
 def _vader():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -233,13 +281,10 @@ class HFRewardModel(RewardModel):
 
     def encode(self, prompt: str, response: str) -> list[int]:
         """The ids a decoder RM scores for one pair (left-truncated to the context length)."""
-        ids = hf.chat_ids(self.tokenizer, prompt, response)
-        if len(ids) > self.max_length:
-            logger.warning("%s: a sequence of %d tokens was cut to its last %d", self.name, len(ids), self.max_length)
-            ids = ids[-self.max_length:]
-        return ids
+        return hf.reward_inputs(self.tokenizer, "decoder", [prompt], [response], self.pad_id,
+                                self.max_length)["input_ids"][0].tolist()
 
-    def _forward(self, **batch) -> np.ndarray:
+    def _forward(self, batch) -> np.ndarray:
         import torch
 
         with torch.no_grad():
@@ -251,22 +296,15 @@ class HFRewardModel(RewardModel):
 
         batch_size = batch_size or self.batch_size
         scores = np.empty(len(prompts), dtype=np.float64)
-        if self.architecture == "decoder":
-            encoded = [self.encode(p, r) for p, r in zip(prompts, responses)]
-            order = np.argsort([len(ids) for ids in encoded], kind="stable")  # similar lengths share a batch
-        else:
-            order = np.arange(len(prompts))
+        # similar lengths share a batch, so little compute goes to padding
+        order = np.argsort([len(p) + len(r) for p, r in zip(prompts, responses)], kind="stable")
         starts = range(0, len(order), batch_size)
         show = progress if progress is not None else len(starts) > 8
         for start in tqdm(starts, desc=f"scoring with {self.name}", disable=not show, unit="batch"):
             idx = order[start:start + batch_size]
-            if self.architecture == "decoder":
-                input_ids, mask = hf.left_pad([encoded[i] for i in idx], self.pad_id)
-                scores[idx] = self._forward(input_ids=input_ids, attention_mask=mask)
-            else:
-                batch = self.tokenizer([prompts[i] for i in idx], [responses[i] for i in idx], padding=True,
-                                       truncation=True, max_length=self.max_length, return_tensors="pt")
-                scores[idx] = self._forward(**batch)
+            batch = hf.reward_inputs(self.tokenizer, self.architecture, [prompts[i] for i in idx],
+                                     [responses[i] for i in idx], self.pad_id, self.max_length)
+            scores[idx] = self._forward(batch)
         return scores
 
 

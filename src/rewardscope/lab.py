@@ -1,0 +1,256 @@
+"""The embedded lab: small, real reward models and RL-tuned policies built offline.
+
+Recipe, for each scale ("default" on SmolLM2/MiniLM, "smoke" on the tiny random models):
+
+1. a *sample pool*: k responses of the base policy to chatterbot prompts and drug-review
+   continuation prompts, labelled by every gold reward;
+2. *preference pairs* per gold reward (margin rule, splits by prompt);
+3. Bradley–Terry *reward models* on those pairs (MiniLM encoder, SmolLM2 decoder with its top
+   layers fine-tuned), and a SEAL "pre"/"post" pair: the sentiment RM before and after further
+   training on a target helpful-and-harmless preference set;
+4. *RL-tuned policies*: SmolLM2 tuned with GRPO on the IRM paper's utility reward and on sentiment.
+
+Everything is cached (``$REWARDSCOPE_CACHE``) and registered in the zoo, so ``resolve("sentiment-minilm")``
+builds it on first use and returns an ordinary HF directory afterwards. Smoke versions carry the
+suffix ``-smoke``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import artifacts
+from .zoo import entry, register, register_cached, write_sidecar
+
+VERSION = 1
+GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the lab is: which models, how many prompts and samples, how long to train."""
+
+    name: str
+    policy: str
+    encoder: str
+    decoder: str
+    chatterbot_prompts: int
+    review_prompts: int
+    k: int
+    max_new_tokens: int
+    sample_dtype: str
+    encoder_epochs: int
+    decoder_epochs: int
+    decoder_top_layers: int
+    rl_steps: int
+    rl_prompts: int
+    rl_max_completion_length: int
+    gold_override: str | None = None  # smoke: random tiny-model text has no sentiment, so every RM uses this gold
+
+
+SCALES = {
+    "default": Scale("default", policy="smollm2-135m-instruct", encoder="minilm-l6", decoder="smollm2-135m-instruct",
+                     chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="bfloat16",
+                     encoder_epochs=2, decoder_epochs=1, decoder_top_layers=4, rl_steps=50, rl_prompts=400,
+                     rl_max_completion_length=24),
+    "smoke": Scale("smoke", policy="tiny-llama", encoder="tiny-bert-rm", decoder="tiny-llama", chatterbot_prompts=24,
+                   review_prompts=16, k=4, max_new_tokens=8, sample_dtype="float32", encoder_epochs=1, decoder_epochs=1,
+                   decoder_top_layers=1, rl_steps=2, rl_prompts=16, rl_max_completion_length=8,
+                   gold_override="helpfulness"),
+}
+
+
+def lab_prompts(scale: Scale) -> pd.DataFrame:
+    """The pool's prompts: source and text, chatterbot first, in a seeded order."""
+    from .data import prompts_from
+
+    chat = prompts_from("chatterbot", scale.chatterbot_prompts, seed=0)
+    reviews = prompts_from("drug-reviews", scale.review_prompts, seed=0)
+    return pd.DataFrame({"source": ["chatterbot"] * len(chat) + ["drug-reviews"] * len(reviews), "prompt": chat + reviews})
+
+
+def sample_pool(scale: Scale) -> pd.DataFrame:
+    """The labelled sample pool of a scale (cached as parquet)."""
+    params = {k: v for k, v in asdict(scale).items() if k in ("policy", "chatterbot_prompts", "review_prompts", "k",
+                                                              "max_new_tokens", "sample_dtype")}
+
+    def build(out: Path) -> None:
+        from .pairs import label_pool
+        from .pairs import sample_pool as draw
+        from .policy import load_policy
+        from .rewards import load_reward_model
+
+        prompts = lab_prompts(scale)
+        policy = load_policy(scale.policy, dtype=scale.sample_dtype)
+        pool = draw(policy, prompts["prompt"].tolist(), k=scale.k, max_new_tokens=scale.max_new_tokens, seed=0)
+        pool.insert(1, "source", np.repeat(prompts["source"].to_numpy(), scale.k))
+        pool = label_pool(pool, {gold: load_reward_model(gold) for gold in GOLDS})
+        pool.to_parquet(out / "pool.parquet", index=False)
+
+    entry_ = artifacts.cached("lab-pool", {**params, "golds": list(GOLDS)}, VERSION, build)
+    return pd.read_parquet(entry_.path / "pool.parquet")
+
+
+def derived_golds(pool: pd.DataFrame) -> pd.DataFrame:
+    """Golds built from the lexicon ones: harmless (= −toxicity) and hh (helpfulness − toxicity, SEAL's target)."""
+    pool = pool.copy()
+    pool["gold_harmless"] = -pool["gold_toxicity"]
+    pool["gold_hh"] = pool["gold_helpfulness"] - pool["gold_toxicity"]
+    return pool
+
+
+def preference_pairs(scale: Scale, gold: str, margin: float) -> pd.DataFrame:
+    """Pairs of the scale's pool labelled by ``gold`` (cached as a `datasets` parquet file)."""
+    from datasets import Dataset
+
+    from .pairs import preference_pairs as make_pairs
+
+    def build(out: Path) -> None:
+        pool = derived_golds(sample_pool(scale))
+        pairs = make_pairs(pool, f"gold_{gold}", margin, seed=0)
+        Dataset.from_pandas(pairs, preserve_index=False).to_parquet(str(out / "pairs.parquet"))
+
+    params = {"scale": asdict(scale), "gold": gold, "margin": margin}
+    return pd.read_parquet(artifacts.cached("lab-pairs", params, VERSION, build).path / "pairs.parquet")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reward models
+
+
+@dataclass(frozen=True)
+class RMRecipe:
+    """A lab reward model: backbone role ("encoder", "decoder" or another recipe's name), gold, margin."""
+
+    name: str
+    backbone: str
+    gold: str
+    margin: float
+    description: str
+    learning_rate: float = 3e-5
+    batch_size: int = 16
+
+
+RM_RECIPES = {r.name: r for r in (
+    RMRecipe("sentiment-minilm", "encoder", "vader-compound", 0.3,
+             "MiniLM-L6 Bradley–Terry RM on VADER-compound preferences; also SEAL's pre RM"),
+    RMRecipe("helpful-minilm", "encoder", "helpfulness", 0.1,
+             "MiniLM-L6 Bradley–Terry RM on the MiniLM-similarity helpfulness proxy"),
+    RMRecipe("sentiment-smollm2", "decoder", "vader-compound", 0.3,
+             "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM on VADER-compound preferences",
+             learning_rate=5e-5),
+    RMRecipe("harmless-smollm2", "decoder", "harmless", 0.05,
+             "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM preferring the less toxic response",
+             learning_rate=5e-5),
+    RMRecipe("seal-post", "sentiment-minilm", "hh", 0.1,
+             "SEAL's post RM: sentiment-minilm further trained on the helpful-and-harmless target set"),
+)}
+
+
+def _rm_name(recipe: str, scale: Scale) -> str:
+    return recipe if scale.name == "default" else f"{recipe}-{scale.name}"
+
+
+def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
+    from .train import BTConfig, train_reward_model
+
+    if recipe.backbone == "encoder":
+        backbone, trainable, epochs = scale.encoder, "all", scale.encoder_epochs
+    elif recipe.backbone == "decoder":
+        backbone, trainable, epochs = scale.decoder, scale.decoder_top_layers, scale.decoder_epochs
+    else:
+        backbone, trainable, epochs = _rm_name(recipe.backbone, scale), "all", scale.encoder_epochs
+    gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
+    pairs = preference_pairs(scale, gold, margin)
+    config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
+                      batch_size=recipe.batch_size, max_length=128, bf16=recipe.backbone == "decoder")
+    result = train_reward_model(pairs, config, out / "model", gold=gold)
+    # the cache entry is the model directory itself: move the files up one level
+    for path in (out / "model").iterdir():
+        path.rename(out / path.name)
+    (out / "model").rmdir()
+    write_sidecar(out, kind="reward-model", architecture="decoder" if recipe.backbone == "decoder" else "encoder",
+                  backbone=backbone, gold=gold, margin=margin, scale=scale.name,
+                  description=recipe.description, config=asdict(config), metrics=result.metrics)
+
+
+# --------------------------------------------------------------------------------------------------
+# RL-tuned policies
+
+
+@dataclass(frozen=True)
+class PolicyRecipe:
+    """A lab policy: the base policy tuned with GRPO on a gold reward over one prompt source."""
+
+    name: str
+    reward: str
+    prompt_source: str
+    description: str
+    rl: dict = field(default_factory=dict)
+
+
+POLICY_RECIPES = {r.name: r for r in (
+    PolicyRecipe("utility-smollm2", "vader-utility", "drug-reviews",
+                 "SmolLM2 tuned with GRPO on the IRM paper's VADER utility reward (drug-review continuations)",
+                 rl={"learning_rate": 3e-5, "beta": 0.02}),
+    PolicyRecipe("positive-smollm2", "vader-compound", "chatterbot",
+                 "SmolLM2 tuned with GRPO on VADER compound sentiment (chatterbot prompts); the IRL chapter's expert",
+                 rl={"learning_rate": 3e-5, "beta": 0.02}),
+)}
+
+
+def rl_prompts(recipe: PolicyRecipe, scale: Scale) -> tuple[list[str], list[str]]:
+    """(training prompts, held-out prompts) of a policy recipe: disjoint, in a fixed order."""
+    from .data import prompts_from
+
+    prompts = prompts_from(recipe.prompt_source, seed=1)
+    return prompts[: scale.rl_prompts], prompts[scale.rl_prompts:]
+
+
+def build_policy(recipe: PolicyRecipe, scale: Scale, out: Path) -> None:
+    from .rewards import load_reward_model
+    from .rlhf import RLConfig, tune_policy
+
+    train_prompts, _ = rl_prompts(recipe, scale)
+    config = RLConfig(steps=scale.rl_steps, max_completion_length=scale.rl_max_completion_length, **recipe.rl)
+    tuned = tune_policy(scale.policy, load_reward_model(recipe.reward), train_prompts, out / "model", config)
+    for path in (out / "model").iterdir():
+        path.rename(out / path.name)
+    (out / "model").rmdir()
+    sidecar = out / "rewardscope.json"
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    meta.update(kind="policy", architecture="decoder", base=scale.policy, reward=recipe.reward,
+                prompt_source=recipe.prompt_source, n_train_prompts=len(train_prompts), scale=scale.name,
+                description=recipe.description)
+    write_sidecar(out, **meta)
+    del tuned
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration in the zoo
+
+
+def _register(scale: Scale) -> None:
+    for recipe in RM_RECIPES.values():
+        name = _rm_name(recipe.name, scale)
+        register_cached(name, "reward-model", f"lab: trained here ({scale.name} scale)", recipe.description,
+                        lambda out, r=recipe, s=scale: build_reward_model(r, s, out), VERSION,
+                        {"recipe": asdict(recipe), "scale": asdict(scale)})
+    for recipe in POLICY_RECIPES.values():
+        name = _rm_name(recipe.name, scale)
+        register_cached(name, "policy", f"lab: RL-tuned here ({scale.name} scale)", recipe.description,
+                        lambda out, r=recipe, s=scale: build_policy(r, s, out), VERSION,
+                        {"recipe": asdict(recipe), "scale": asdict(scale)})
+    pre = entry(_rm_name("sentiment-minilm", scale))
+    register(replace(pre, name=_rm_name("seal-pre", scale),
+                     description="SEAL's pre RM: the same model as sentiment-minilm, before training on the target set"))
+
+
+for _scale in SCALES.values():
+    _register(_scale)
+

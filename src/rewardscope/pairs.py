@@ -1,0 +1,104 @@
+"""Preference pairs: sample k responses per prompt, label them with a gold reward, pair them up.
+
+A *sample pool* holds k sampled responses for each prompt. A gold reward scores every response;
+two responses to the same prompt whose gold scores differ by at least ``margin`` form a pair
+(chosen = higher gold score). Pairs are split into train / validation / test *by prompt*, so no
+prompt of the test set was seen in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "validation", "test")
+
+
+def sample_pool(policy, prompts: Sequence[str], k: int = 4, *, max_new_tokens: int = 32, temperature: float = 1.0,
+                seed: int = 0, batch_size: int = 64) -> pd.DataFrame:
+    """k sampled responses per prompt: columns prompt_id, prompt, sample, response.
+
+    ``policy`` is a :class:`rewardscope.policy.Policy`. Each prompt is repeated k times and all are
+    sampled in one seeded pass, so the pool depends only on (policy, prompts, k, settings, seed).
+    """
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("prompts is empty: a sample pool needs at least one prompt")
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"k must be an int >= 2 (pairs need two responses per prompt), got {k!r}")
+    repeated = [p for p in prompts for _ in range(k)]
+    responses = policy.generate(repeated, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                batch_size=batch_size)
+    return pd.DataFrame({
+        "prompt_id": np.repeat(np.arange(len(prompts)), k),
+        "prompt": repeated,
+        "sample": np.tile(np.arange(k), len(prompts)),
+        "response": responses,
+    })
+
+
+def label_pool(pool: pd.DataFrame, rewards: dict[str, object], batch_size: int | None = None) -> pd.DataFrame:
+    """A copy of ``pool`` with one column ``gold_<name>`` per reward model in ``rewards``."""
+    if pool.empty:
+        raise ValueError("pool is empty")
+    labelled = pool.copy()
+    for name, rm in rewards.items():
+        labelled[f"gold_{name}"] = rm.score(pool["prompt"].tolist(), pool["response"].tolist(), batch_size=batch_size)
+    return labelled
+
+
+def split_prompts(prompt_ids: Sequence[int], fractions: tuple[float, float] = (0.1, 0.1), seed: int = 0) -> dict[int, str]:
+    """Assign each distinct prompt id to train / validation / test with the given (val, test) fractions."""
+    val, test = fractions
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ValueError(f"validation and test fractions must be in [0, 1) and sum below 1, got {fractions}")
+    ids = np.unique(np.asarray(prompt_ids))
+    ids = ids[np.random.default_rng(seed).permutation(len(ids))]
+    n_val, n_test = round(val * len(ids)), round(test * len(ids))
+    return {int(i): ("validation" if j < n_val else "test" if j < n_val + n_test else "train") for j, i in enumerate(ids)}
+
+
+def preference_pairs(pool: pd.DataFrame, gold: str, margin: float = 0.0, *, fractions: tuple[float, float] = (0.1, 0.1),
+                     seed: int = 0, max_pairs_per_prompt: int | None = None) -> pd.DataFrame:
+    """Pairs of responses to the same prompt whose ``gold`` scores differ by at least ``margin``.
+
+    Returns columns split, prompt_id, prompt, chosen, rejected, chosen_score, rejected_score; the
+    split is by prompt. ``gold`` names a column of the pool (e.g. "gold_vader-compound").
+    """
+    if gold not in pool.columns:
+        raise ValueError(f"pool has no column {gold!r}; gold columns: {[c for c in pool.columns if c.startswith('gold_')]}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    assignment = split_prompts(pool["prompt_id"], fractions, seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for prompt_id, group in pool.groupby("prompt_id", sort=True):
+        candidates = []
+        for a, b in combinations(range(len(group)), 2):
+            sa, sb = group[gold].iloc[a], group[gold].iloc[b]
+            if abs(sa - sb) >= margin and sa != sb and group["response"].iloc[a] != group["response"].iloc[b]:
+                hi, lo = (a, b) if sa > sb else (b, a)
+                candidates.append((hi, lo))
+        if max_pairs_per_prompt is not None and len(candidates) > max_pairs_per_prompt:
+            keep = rng.choice(len(candidates), size=max_pairs_per_prompt, replace=False)
+            candidates = [candidates[i] for i in sorted(keep)]
+        for hi, lo in candidates:
+            rows.append({"split": assignment[int(prompt_id)], "prompt_id": int(prompt_id), "prompt": group["prompt"].iloc[0],
+                         "chosen": group["response"].iloc[hi], "rejected": group["response"].iloc[lo],
+                         "chosen_score": float(group[gold].iloc[hi]), "rejected_score": float(group[gold].iloc[lo])})
+    pairs = pd.DataFrame(rows, columns=["split", "prompt_id", "prompt", "chosen", "rejected", "chosen_score",
+                                        "rejected_score"])
+    if pairs.empty:
+        raise ValueError(f"no pair of responses differs by {margin} in {gold}; lower the margin or sample more")
+    return pairs
+
+
+def to_dataset_dict(pairs: pd.DataFrame):
+    """The pairs as a ``datasets.DatasetDict`` with train / validation / test splits."""
+    from datasets import Dataset, DatasetDict
+
+    return DatasetDict({split: Dataset.from_pandas(pairs[pairs["split"] == split].drop(columns="split"),
+                                                   preserve_index=False) for split in SPLITS})

@@ -1,0 +1,204 @@
+"""Bradley–Terry reward-model training.
+
+The loss is the negative log-likelihood of the Bradley–Terry model,
+``-log σ(r(x, y_chosen) − r(x, y_rejected))``, on pairs from :mod:`rewardscope.pairs`. The
+backbone is any spec (MiniLM encoder, SmolLM2 decoder, ...) loaded as a one-output
+``AutoModelForSequenceClassification``. The result is saved as an ordinary HF directory with its
+tokenizer and chat template, so it loads exactly like a hub reward model.
+
+Hand-written loop rather than TRL's RewardTrainer: the loss must see exactly the ids that
+:class:`rewardscope.rewards.HFRewardModel` scores (chat-template ids, one BOS, a pad outside the
+template), and partial fine-tuning of the top layers must be explicit.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import hf
+from .zoo import read_sidecar, resolve, write_sidecar
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BTConfig:
+    """Settings of one Bradley–Terry training run.
+
+    backbone: model spec of the starting point (a causal LM, an encoder or an existing RM).
+    trainable: "all", "head" (score head only), or an int k: the top k transformer layers, the final
+        norm/pooler and the head (partial fine-tuning; the rest stays frozen).
+    epochs, learning_rate, batch_size (pairs per step), max_length (tokens per sequence), seed.
+    bf16: bfloat16 autocast for forward and backward (weights stay float32).
+    """
+
+    backbone: str
+    trainable: str | int = "all"
+    epochs: int = 1
+    learning_rate: float = 3e-5
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 0
+    bf16: bool = False
+
+    def __post_init__(self):
+        if not (self.trainable in ("all", "head") or (isinstance(self.trainable, int) and self.trainable >= 0)):
+            raise ValueError(f"trainable must be 'all', 'head' or an int >= 0, got {self.trainable!r}")
+        for name in ("epochs", "batch_size", "max_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    metrics: dict
+    log: pd.DataFrame
+
+
+def _layer_stack(model):
+    """The largest ModuleList of the backbone: its transformer layers."""
+    import torch
+
+    lists = [m for m in model.base_model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not lists:
+        raise ValueError(f"cannot find the layer stack of {type(model).__name__} for partial fine-tuning")
+    return max(lists, key=len)
+
+
+def _freeze(model, trainable) -> int:
+    """Leave only the requested parameters trainable; return their count."""
+    if trainable == "all":
+        return sum(p.numel() for p in model.parameters())
+    for p in model.parameters():
+        p.requires_grad_(False)
+    keep = [m for name, m in model.named_children() if m is not model.base_model]  # the head(s)
+    if trainable != "head" and trainable > 0:
+        keep += list(_layer_stack(model)[-trainable:])
+        keep += [m for name, m in model.base_model.named_children() if name in ("norm", "final_layer_norm", "pooler", "ln_f")]
+    for module in keep:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
+    """Share of pairs whose chosen response scores strictly higher."""
+    return float(np.mean(np.asarray(chosen) > np.asarray(rejected)))
+
+
+def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, *, gold: str = "",
+                       progress: bool = True) -> TrainResult:
+    """Train a Bradley–Terry RM on the train split; keep the epoch best on validation; report test.
+
+    ``pairs`` has columns split, prompt, chosen, rejected (from :func:`rewardscope.pairs.preference_pairs`).
+    Returns the saved directory, metrics (``heldout_accuracy`` = test pairwise accuracy of the saved
+    model, ``validation_accuracy``, ``initial_heldout_accuracy``, sizes, seconds) and the step log.
+    """
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .rewards import HFRewardModel
+
+    required = {"split", "prompt", "chosen", "rejected"}
+    if not required <= set(pairs.columns):
+        raise ValueError(f"pairs must have columns {sorted(required)}, got {sorted(pairs.columns)}")
+    splits = {s: pairs[pairs["split"] == s] for s in ("train", "validation", "test")}
+    if any(frame.empty for frame in splits.values()):
+        raise ValueError(f"pairs need non-empty train/validation/test splits, got sizes {[len(f) for f in splits.values()]}")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise ValueError(f"output_dir {output_dir} exists and is not empty")
+
+    start_time = time.time()
+    torch.manual_seed(config.seed)
+    path = resolve(config.backbone)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    architecture = read_sidecar(path).get("architecture") or ("decoder" if tokenizer.chat_template else "encoder")
+    pad_id = hf.safe_pad_id(tokenizer) if architecture == "decoder" else tokenizer.pad_token_id
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = pad_id
+    if architecture == "decoder":
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    n_trainable = _freeze(model, config.trainable)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+
+    def rewards_of(prompts, responses):
+        batch = hf.reward_inputs(tokenizer, architecture, prompts, responses, pad_id, config.max_length)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            return model(**batch).logits[:, 0].float()
+
+    def accuracy(frame) -> float:
+        model.eval()
+        chosen, rejected = [], []
+        with torch.no_grad():
+            for i in range(0, len(frame), 64):
+                part = frame.iloc[i:i + 64]
+                scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
+                chosen.append(scores[: len(part)].numpy())
+                rejected.append(scores[len(part):].numpy())
+        return pairwise_accuracy(np.concatenate(chosen), np.concatenate(rejected))
+
+    initial_val = accuracy(splits["validation"])
+    best = (-1.0, None)  # the best epoch by validation accuracy (never the untrained start)
+    rows = []
+    generator = np.random.default_rng(config.seed)
+    train = splits["train"]
+    n_steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
+    bar = tqdm(total=n_steps, desc=f"BT training on {gold or 'pairs'}", disable=not progress, unit="step")
+    step = 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = generator.permutation(len(train))
+        for i in range(0, len(order), config.batch_size):
+            part = train.iloc[order[i:i + config.batch_size]]
+            n = len(part)
+            scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
+            margin = scores[:n] - scores[n:]
+            loss = -torch.nn.functional.logsigmoid(margin).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            rows.append({"step": step, "epoch": epoch, "loss": loss.item(), "accuracy": (margin > 0).float().mean().item()})
+            bar.update()
+        val = accuracy(splits["validation"])
+        rows[-1]["validation_accuracy"] = val
+        if val > best[0]:
+            best = (val, copy.deepcopy(model.state_dict()) if config.epochs > 1 else None)
+    bar.close()
+    if config.epochs > 1:
+        model.load_state_dict(best[1])
+    model.eval()
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    train_seconds = time.time() - start_time
+
+    saved = HFRewardModel(str(output_dir), output_dir, architecture=architecture)  # measure what was saved
+    test = splits["test"]
+    chosen = saved.score(test["prompt"].tolist(), test["chosen"].tolist())
+    rejected = saved.score(test["prompt"].tolist(), test["rejected"].tolist())
+    metrics = {
+        "heldout_accuracy": pairwise_accuracy(chosen, rejected),
+        "validation_accuracy": best[0],
+        "initial_validation_accuracy": initial_val,
+        "n_train_pairs": len(train), "n_validation_pairs": len(splits["validation"]), "n_test_pairs": len(test),
+        "trainable_parameters": n_trainable, "parameters": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(train_seconds, 1),
+    }
+    log = pd.DataFrame(rows)
+    log.to_csv(output_dir / "train_log.csv", index=False)
+    write_sidecar(output_dir, kind="reward-model", architecture=architecture, backbone=config.backbone, gold=gold,
+                  config=asdict(config), metrics=metrics)
+    return TrainResult(output_dir, metrics, log)
