@@ -87,3 +87,15 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_cache_root_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("REWARDSCOPE_CACHE", str(tmp_path / "elsewhere"))
     assert artifacts.cache_root() == tmp_path / "elsewhere"
+
+
+def test_temp_dirs_of_killed_builders_are_cleaned(fresh_cache):
+    key = artifacts.cache_key("toy", {}, 1)
+    parent = fresh_cache / "toy"
+    parent.mkdir(parents=True)
+    dead = parent / f".{key}.999999999.abc.tmp"  # no such PID
+    dead.mkdir()
+    (dead / "half.bin").write_bytes(b"x")
+    artifacts.cached("toy", {}, 1, _writer([]))
+    assert not dead.exists()
+    assert [p.name for p in parent.iterdir()] == [key]

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +113,27 @@ def is_complete(path: Path, verify_hashes: bool = True) -> bool:
     return True
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned(parent: Path, key: str) -> None:
+    """Delete temp dirs of this key left by builders that were killed (their PID is gone)."""
+    for tmp in parent.glob(f".{key}.*.tmp"):
+        try:
+            pid = int(tmp.name.split(".")[2])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cached(
     builder: str,
     params: dict[str, Any],
@@ -134,10 +156,13 @@ def cached(
         _VERIFIED.discard(final)
         shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=final.parent))
+    _remove_abandoned(final.parent, key)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", suffix=".tmp", dir=final.parent))
     try:
+        started = time.perf_counter()
         build(tmp)
         manifest = {
+            "build_seconds": round(time.perf_counter() - started, 1),
             "builder": builder,
             "key": key,
             "params": params,

@@ -75,7 +75,12 @@ def lab_prompts(scale: Scale) -> pd.DataFrame:
 
 
 def sample_pool(scale: Scale) -> pd.DataFrame:
-    """The labelled sample pool of a scale (cached as parquet)."""
+    """The labelled sample pool of a scale: prompt, source, sample, response, one gold_* column per gold."""
+    return pd.read_parquet(sample_pool_path(scale) / "pool.parquet")
+
+
+def sample_pool_path(scale: Scale) -> Path:
+    """The cache directory of a scale's sample pool (built on first use)."""
     params = {k: v for k, v in asdict(scale).items() if k in ("policy", "chatterbot_prompts", "review_prompts", "k",
                                                               "max_new_tokens", "sample_dtype")}
 
@@ -92,8 +97,7 @@ def sample_pool(scale: Scale) -> pd.DataFrame:
         pool = label_pool(pool, {gold: load_reward_model(gold) for gold in GOLDS})
         pool.to_parquet(out / "pool.parquet", index=False)
 
-    entry_ = artifacts.cached("lab-pool", {**params, "golds": list(GOLDS)}, VERSION, build)
-    return pd.read_parquet(entry_.path / "pool.parquet")
+    return artifacts.cached("lab-pool", {**params, "golds": list(GOLDS)}, VERSION, build).path
 
 
 def derived_golds(pool: pd.DataFrame) -> pd.DataFrame:
@@ -254,3 +258,71 @@ def _register(scale: Scale) -> None:
 for _scale in SCALES.values():
     _register(_scale)
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the lab back (for the chapter)
+
+
+def lab_name(recipe: str, scale: str = "default") -> str:
+    """The zoo name of a lab recipe at a scale ("sentiment-minilm" or "sentiment-minilm-smoke")."""
+    return _rm_name(recipe, SCALES[scale])
+
+
+def reward_model_table(scale: str = "default") -> pd.DataFrame:
+    """One row per lab RM: backbone, gold, margin, pair counts, trainable parameters, accuracy, time."""
+    from .zoo import read_sidecar, resolve
+
+    rows = []
+    for recipe in RM_RECIPES.values():
+        meta = read_sidecar(resolve(lab_name(recipe.name, scale)))
+        m = meta["metrics"]
+        rows.append({"reward model": lab_name(recipe.name, scale), "backbone": meta["backbone"], "gold": meta["gold"],
+                     "margin": meta["margin"], "train pairs": m["n_train_pairs"], "test pairs": m["n_test_pairs"],
+                     "trainable parameters": m["trainable_parameters"], "held-out accuracy": m["heldout_accuracy"],
+                     "train seconds": m["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
+def heldout_correct(recipe: str, scale: str = "default") -> np.ndarray:
+    """Per test pair of a lab RM: whether the saved RM scores chosen above rejected (for bootstrap CIs)."""
+    from .rewards import load_reward_model
+    from .zoo import read_sidecar, resolve
+
+    name = lab_name(recipe, scale)
+    meta = read_sidecar(resolve(name))
+    pairs = preference_pairs(SCALES[scale], meta["gold"], meta["margin"])
+    test = pairs[pairs["split"] == "test"]
+    rm = load_reward_model(name)
+    return rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
+
+
+def training_log(name: str) -> pd.DataFrame:
+    """The per-step log saved beside a lab model (train_log.csv for RMs, rl_log.csv for policies)."""
+    from .zoo import resolve
+
+    path = resolve(name)
+    for file in ("train_log.csv", "rl_log.csv"):
+        if (path / file).is_file():
+            return pd.read_csv(path / file)
+    raise ValueError(f"{name!r} has no training log")
+
+
+def policy_effect(recipe: str, scale: str = "default", n_prompts: int = 64, seed: int = 0,
+                  max_new_tokens: int | None = None) -> pd.DataFrame:
+    """Base vs tuned policy on held-out prompts: one sampled response each (same seed), both gold-scored."""
+    from .policy import load_policy
+    from .rewards import load_reward_model
+
+    r = POLICY_RECIPES[recipe]
+    s = SCALES[scale]
+    _, heldout = rl_prompts(r, s)
+    prompts = heldout[:n_prompts]
+    gold = load_reward_model(r.reward)
+    tokens = max_new_tokens or s.rl_max_completion_length
+    frame = pd.DataFrame({"prompt": prompts})
+    for column, spec in (("base", s.policy), ("tuned", lab_name(recipe, scale))):
+        responses = load_policy(spec).generate(prompts, max_new_tokens=tokens, seed=seed)
+        frame[f"{column} response"] = responses
+        frame[f"{column} gold"] = gold.score(prompts, responses)
+    return frame
