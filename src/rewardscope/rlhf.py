@@ -136,14 +136,15 @@ def reward_function(reward: RewardModel | Callable, name: str = "reward") -> Cal
 def _check_inputs(prompts, output_dir, config) -> tuple[list[str], Path]:
     if not isinstance(config, RLConfig):
         raise TypeError(f"config must be an RLConfig, got {type(config).__name__}")
-    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not len(prompts):
+    prompts = [] if isinstance(prompts, str) or not hasattr(prompts, "__iter__") else list(prompts)  # a Series is fine
+    if not prompts:
         raise ValueError("prompts must be a non-empty list of strings")
     if (bad := next((i for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()), None)) is not None:
         raise TypeError(f"prompts[{bad}] must be a non-empty str, got {prompts[bad]!r}")
     output_dir = Path(output_dir).expanduser()
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise FileExistsError(f"output_dir {str(output_dir)!r} exists and is not empty; pass a new or empty directory")
-    return list(prompts), output_dir
+    return prompts, output_dir
 
 
 @contextmanager
@@ -221,8 +222,7 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
     config_class, trainer_class = TRAINERS[config.algorithm]
     peft_config = None if config.lora_rank is None else LoraConfig(
         r=config.lora_rank, lora_alpha=2 * config.lora_rank, target_modules="all-linear", task_type="CAUSAL_LM")
-    # TRL's sampler drops a short last batch, so a prompt list shorter than one step's is repeated.
-    # Conversational prompts make TRL render them with the policy's own chat template.
+    # TRL drops a short last batch, so few prompts are repeated; chat-form prompts get the policy's own template.
     repeats = -(-config.prompts_per_step // len(prompts))
     dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts * repeats]})
     with _quiet(), tempfile.TemporaryDirectory(prefix="rewardscope-rl-") as scratch:
