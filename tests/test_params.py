@@ -57,7 +57,7 @@ def test_bad_parameters_fail_with_one_line(values, match):
 def test_unknown_profile_and_notebook(tmp_path):
     with pytest.raises(ParameterError, match="unknown profile 'fast'; profiles: smoke, default, paper"):
         load_profile("fast", PARAMS, NOTEBOOKS)
-    with pytest.raises(ParameterError, match="unknown notebook '99_nothing'; notebooks: 00_model_zoo"):
+    with pytest.raises(ParameterError, match="unknown notebook '99_nothing'; notebooks: 00_embedded_lab, 00_model_zoo"):
         resolve_notebook(ROOT, "99_nothing")
     (tmp_path / "smoke.yml").write_text(yaml.safe_dump({"99_nothing": {"a": 1}}))
     with pytest.raises(ParameterError, match="names unknown notebooks"):

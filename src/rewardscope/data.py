@@ -167,6 +167,7 @@ def prompts_from(source: str, n: int | None = None, seed: int = 0) -> list[str]:
         prompts = sharegpt_prompts()
     else:
         raise ValueError(f"unknown prompt source {source!r}; sources: {', '.join(PROMPT_SOURCES)}")
+    prompts = list(dict.fromkeys(prompts))  # distinct texts: a repeated opening must not straddle two splits
     if n is not None and not 0 < n <= len(prompts):
         raise ValueError(f"asked for {n} prompts from {source!r}, which has {len(prompts)}")
     return prompts if n is None else prompts[:n]

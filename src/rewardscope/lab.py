@@ -70,7 +70,7 @@ def lab_prompts(scale: Scale) -> pd.DataFrame:
     from .data import prompts_from
 
     chat = prompts_from("chatterbot", scale.chatterbot_prompts, seed=0)
-    reviews = prompts_from("drug-reviews", scale.review_prompts, seed=0)
+    reviews = prompts_from("drug-reviews", scale.review_prompts, seed=0)  # distinct texts within and across sources
     return pd.DataFrame({"source": ["chatterbot"] * len(chat) + ["drug-reviews"] * len(reviews), "prompt": chat + reviews})
 
 
@@ -266,6 +266,8 @@ for _scale in SCALES.values():
 
 def lab_name(recipe: str, scale: str = "default") -> str:
     """The zoo name of a lab recipe at a scale ("sentiment-minilm" or "sentiment-minilm-smoke")."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown lab scale {scale!r}; scales: {', '.join(SCALES)}")
     return _rm_name(recipe, SCALES[scale])
 
 

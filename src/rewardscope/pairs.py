@@ -72,7 +72,10 @@ def preference_pairs(pool: pd.DataFrame, gold: str, margin: float = 0.0, *, frac
         raise ValueError(f"pool has no column {gold!r}; gold columns: {[c for c in pool.columns if c.startswith('gold_')]}")
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
-    assignment = split_prompts(pool["prompt_id"], fractions, seed)
+    # split by prompt *text*: two ids with the same text would otherwise leak a test prompt into training
+    texts = pd.Index(pool["prompt"].unique())
+    by_text = split_prompts(np.arange(len(texts)), fractions, seed)
+    assignment = {text: by_text[i] for i, text in enumerate(texts)}
     rng = np.random.default_rng(seed)
     rows = []
     for prompt_id, group in pool.groupby("prompt_id", sort=True):
@@ -85,8 +88,9 @@ def preference_pairs(pool: pd.DataFrame, gold: str, margin: float = 0.0, *, frac
         if max_pairs_per_prompt is not None and len(candidates) > max_pairs_per_prompt:
             keep = rng.choice(len(candidates), size=max_pairs_per_prompt, replace=False)
             candidates = [candidates[i] for i in sorted(keep)]
+        prompt = group["prompt"].iloc[0]
         for hi, lo in candidates:
-            rows.append({"split": assignment[int(prompt_id)], "prompt_id": int(prompt_id), "prompt": group["prompt"].iloc[0],
+            rows.append({"split": assignment[prompt], "prompt_id": int(prompt_id), "prompt": prompt,
                          "chosen": group["response"].iloc[hi], "rejected": group["response"].iloc[lo],
                          "chosen_score": float(group[gold].iloc[hi]), "rejected_score": float(group[gold].iloc[lo])})
     pairs = pd.DataFrame(rows, columns=["split", "prompt_id", "prompt", "chosen", "rejected", "chosen_score",

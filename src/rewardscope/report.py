@@ -17,6 +17,8 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
             _display(value)
         return
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy scalars repr as "np.float64(...)", which glue's number formats cannot read
     _glue(name, value, display=display)
 
 

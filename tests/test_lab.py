@@ -1,0 +1,68 @@
+"""The lab at smoke scale: every recipe builds, is cached, and loads like a hub model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rewardscope import lab, load_policy, load_reward_model
+from rewardscope.artifacts import MANIFEST
+from rewardscope.zoo import embedded_names, read_sidecar, resolve
+
+SMOKE = lab.SCALES["smoke"]
+
+
+def test_every_recipe_is_registered_at_both_scales():
+    names = set(embedded_names())
+    for recipe in [*lab.RM_RECIPES, *lab.POLICY_RECIPES, "seal-pre"]:
+        assert recipe in names and f"{recipe}-smoke" in names
+
+
+def test_pool_has_every_gold_and_pairs_split_by_prompt():
+    pool = lab.sample_pool(SMOKE)
+    assert len(pool) == (SMOKE.chatterbot_prompts + SMOKE.review_prompts) * SMOKE.k
+    assert {f"gold_{g}" for g in lab.GOLDS} <= set(pool.columns)
+    assert set(pool["source"]) == {"chatterbot", "drug-reviews"}
+    pairs = lab.preference_pairs(SMOKE, "helpfulness", 0.0)
+    prompts = pairs.groupby("split")["prompt"].apply(set)
+    assert not prompts["train"] & prompts["test"]
+    assert lab.sample_pool(SMOKE).equals(pool)  # cached
+
+
+def test_reward_models_build_with_metrics_and_load():
+    table = lab.reward_model_table("smoke")
+    assert len(table) == len(lab.RM_RECIPES)
+    assert table["held-out accuracy"].between(0, 1).all() and (table["train pairs"] > 0).all()
+    rm = load_reward_model("sentiment-smollm2-smoke")
+    assert rm.architecture == "decoder" and rm.score(["hi"], ["hello"]).shape == (1,)
+    manifest = json.loads((resolve("sentiment-minilm-smoke") / MANIFEST).read_text())
+    assert manifest["build_seconds"] > 0
+
+
+def test_seal_pre_is_sentiment_and_post_is_trained_further():
+    assert resolve("seal-pre-smoke") == resolve("sentiment-minilm-smoke")
+    post = read_sidecar(resolve("seal-post-smoke"))
+    assert post["backbone"] == "sentiment-minilm-smoke"
+    prompts, responses = ["How are you?", "Any tips?"], ["Fine, thanks.", "Sleep well."]
+    pre_scores = load_reward_model("seal-pre-smoke").score(prompts, responses)
+    post_scores = load_reward_model("seal-post-smoke").score(prompts, responses)
+    assert not np.allclose(pre_scores, post_scores)
+
+
+@pytest.mark.parametrize("recipe", sorted(lab.POLICY_RECIPES))
+def test_policies_build_with_logs_and_held_out_prompts(recipe):
+    name = lab.lab_name(recipe, "smoke")
+    meta = read_sidecar(resolve(name))
+    assert meta["kind"] == "policy" and meta["reward"] == lab.POLICY_RECIPES[recipe].reward
+    log = lab.training_log(name)
+    assert {"step", "reward", "kl", "completion_length"} <= set(log.columns) and len(log) == SMOKE.rl_steps
+    train, heldout = lab.rl_prompts(lab.POLICY_RECIPES[recipe], SMOKE)
+    assert len(train) == SMOKE.rl_prompts and not set(train) & set(heldout)
+    assert load_policy(name).generate(["hi"], max_new_tokens=3)
+    effect = lab.policy_effect(recipe, "smoke", n_prompts=3)
+    assert list(effect.columns) == ["prompt", "base response", "base gold", "tuned response", "tuned gold"]
+
+
+def test_unknown_scale_fails_clearly():
+    with pytest.raises(ValueError, match="unknown lab scale 'huge'; scales: default, smoke"):
+        lab.lab_name("sentiment-minilm", "huge")
