@@ -1,8 +1,13 @@
 """rewardscope: a reproducible companion to five studies of reward models and RLHF."""
 
-from . import lab as _lab  # noqa: F401 - registers the lab's models in the zoo
-from .policy import Policy, load_policy
-from .rewards import RewardModel, load_reward_model
+import warnings
+
+# tqdm.auto warns in kernels without ipywidgets; the book's progress bars are plain text anyway
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from . import lab as _lab  # noqa: E402, F401 - registers the lab's models in the zoo
+from .policy import Policy, load_policy  # noqa: E402
+from .rewards import RewardModel, load_reward_model  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Policy", "RewardModel", "load_policy", "load_reward_model", "__version__"]

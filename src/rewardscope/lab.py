@@ -27,7 +27,7 @@ import pandas as pd
 from . import artifacts
 from .zoo import entry, register, register_cached, write_sidecar
 
-VERSION = 1
+VERSION = 2  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits)
 GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class Policy:
         encoded = [hf.chat_ids(tok, p) for p in prompts]
         responses: list[str] = []
         starts = range(0, len(encoded), batch_size)
-        show = progress if progress is not None else len(starts) > 4
+        show = progress if progress is not None else len(starts) > 4 and sys.stderr.isatty()
         torch.manual_seed(seed)
         for start in tqdm(starts, desc=f"sampling {self.name}", disable=not show, unit="batch"):
             input_ids, mask = hf.left_pad(encoded[start:start + batch_size], pad_id)

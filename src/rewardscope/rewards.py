@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -299,7 +300,7 @@ class HFRewardModel(RewardModel):
         # similar lengths share a batch, so little compute goes to padding
         order = np.argsort([len(p) + len(r) for p, r in zip(prompts, responses)], kind="stable")
         starts = range(0, len(order), batch_size)
-        show = progress if progress is not None else len(starts) > 8
+        show = progress if progress is not None else len(starts) > 8 and sys.stderr.isatty()
         for start in tqdm(starts, desc=f"scoring with {self.name}", disable=not show, unit="batch"):
             idx = order[start:start + batch_size]
             batch = hf.reward_inputs(self.tokenizer, self.architecture, [prompts[i] for i in idx],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
 
 
 def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, *, gold: str = "",
-                       progress: bool = True) -> TrainResult:
+                       progress: bool | None = None) -> TrainResult:
     """Train a Bradley–Terry RM on the train split; keep the epoch best on validation; report test.
 
     ``pairs`` has columns split, prompt, chosen, rejected (from :func:`rewardscope.pairs.preference_pairs`).
@@ -156,7 +157,8 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     generator = np.random.default_rng(config.seed)
     train = splits["train"]
     n_steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
-    bar = tqdm(total=n_steps, desc=f"BT training on {gold or 'pairs'}", disable=not progress, unit="step")
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=n_steps, desc=f"BT training on {gold or 'pairs'}", disable=not show, unit="step")
     step = 0
     for epoch in range(config.epochs):
         model.train()
