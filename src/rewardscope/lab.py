@@ -50,14 +50,15 @@ class Scale:
     rl_steps: int
     rl_prompts: int
     rl_max_completion_length: int
+    train_bf16: bool = False  # bfloat16 autocast in reward-model training (AMX makes it ~2x faster here)
     gold_override: str | None = None  # smoke: random tiny-model text has no sentiment, so every RM uses this gold
 
 
 SCALES = {
     "default": Scale("default", policy="smollm2-135m-instruct", encoder="minilm-l6", decoder="smollm2-135m-instruct",
                      chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="bfloat16",
-                     encoder_epochs=2, decoder_epochs=1, decoder_top_layers=4, rl_steps=50, rl_prompts=400,
-                     rl_max_completion_length=24),
+                     encoder_epochs=2, decoder_epochs=1, decoder_top_layers=4, rl_steps=40, rl_prompts=400,
+                     rl_max_completion_length=24, train_bf16=True),
     "smoke": Scale("smoke", policy="tiny-llama", encoder="tiny-bert-rm", decoder="tiny-llama", chatterbot_prompts=24,
                    review_prompts=16, k=4, max_new_tokens=8, sample_dtype="float32", encoder_epochs=1, decoder_epochs=1,
                    decoder_top_layers=1, rl_steps=2, rl_prompts=16, rl_max_completion_length=8,
@@ -147,10 +148,10 @@ RM_RECIPES = {r.name: r for r in (
              "MiniLM-L6 Bradley–Terry RM on the MiniLM-similarity helpfulness proxy"),
     RMRecipe("sentiment-smollm2", "decoder", "vader-compound", 0.3,
              "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM on VADER-compound preferences",
-             learning_rate=5e-5),
-    RMRecipe("harmless-smollm2", "decoder", "harmless", 0.05,
+             learning_rate=1.5e-4),
+    RMRecipe("harmless-smollm2", "decoder", "harmless", 0.1,
              "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM preferring the less toxic response",
-             learning_rate=5e-5),
+             learning_rate=1.5e-4),
     RMRecipe("seal-post", "sentiment-minilm", "hh", 0.1,
              "SEAL's post RM: sentiment-minilm further trained on the helpful-and-harmless target set"),
 )}
@@ -172,7 +173,7 @@ def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
     gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
     pairs = preference_pairs(scale, gold, margin)
     config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
-                      batch_size=recipe.batch_size, max_length=128, bf16=recipe.backbone == "decoder")
+                      batch_size=recipe.batch_size, max_length=128, bf16=scale.train_bf16)
     result = train_reward_model(pairs, config, out / "model", gold=gold)
     # the cache entry is the model directory itself: move the files up one level
     for path in (out / "model").iterdir():
