@@ -17,7 +17,6 @@ suffix ``-smoke``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts
-from .zoo import entry, register, register_cached, write_sidecar
+from .zoo import entry, read_sidecar, register, register_cached, write_sidecar
 
 VERSION = 2  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits)
 GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness")
@@ -174,11 +173,7 @@ def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
     pairs = preference_pairs(scale, gold, margin)
     config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
                       batch_size=recipe.batch_size, max_length=128, bf16=scale.train_bf16)
-    result = train_reward_model(pairs, config, out / "model", gold=gold)
-    # the cache entry is the model directory itself: move the files up one level
-    for path in (out / "model").iterdir():
-        path.rename(out / path.name)
-    (out / "model").rmdir()
+    result = train_reward_model(pairs, config, out, gold=gold)  # the cache entry is the model directory
     write_sidecar(out, kind="reward-model", architecture="decoder" if recipe.backbone == "decoder" else "encoder",
                   backbone=backbone, gold=gold, margin=margin, scale=scale.name,
                   description=recipe.description, config=asdict(config), metrics=result.metrics)
@@ -223,17 +218,12 @@ def build_policy(recipe: PolicyRecipe, scale: Scale, out: Path) -> None:
 
     train_prompts, _ = rl_prompts(recipe, scale)
     config = RLConfig(steps=scale.rl_steps, max_completion_length=scale.rl_max_completion_length, **recipe.rl)
-    tuned = tune_policy(scale.policy, load_reward_model(recipe.reward), train_prompts, out / "model", config)
-    for path in (out / "model").iterdir():
-        path.rename(out / path.name)
-    (out / "model").rmdir()
-    sidecar = out / "rewardscope.json"
-    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    tune_policy(scale.policy, load_reward_model(recipe.reward), train_prompts, out, config)  # out is empty
+    meta = read_sidecar(out)
     meta.update(kind="policy", architecture="decoder", base=scale.policy, reward=recipe.reward,
                 prompt_source=recipe.prompt_source, n_train_prompts=len(train_prompts), scale=scale.name,
                 description=recipe.description)
     write_sidecar(out, **meta)
-    del tuned
 
 
 # --------------------------------------------------------------------------------------------------

