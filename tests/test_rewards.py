@@ -139,3 +139,14 @@ def test_multi_label_model_needs_a_label(tmp_path):
     with pytest.raises(ValueError, match="has 2 labels; pass label="):
         load_reward_model(str(tmp_path))
     assert load_reward_model(str(tmp_path), label=1).score(["a"], ["b"]).shape == (1,)
+
+
+def test_chat_template_override_scores_hh_format_and_rejects_non_templates():
+    from rewardscope.rewards import HH_TEMPLATE
+
+    rm = load_reward_model("tiny-llama-rm", chat_template=HH_TEMPLATE)
+    text = rm.tokenizer.decode(rm.encode("Is it safe?", "Yes, quite."), skip_special_tokens=True)
+    assert "Human: Is it safe?" in text and text.rstrip().endswith("Assistant: Yes, quite.")
+    assert rm.score(["Is it safe?"], ["Yes, quite."]).shape == (1,)
+    with pytest.raises(ValueError, match="Jinja template over `messages`"):
+        load_reward_model("tiny-llama-rm", chat_template="Human: {prompt}")

@@ -147,3 +147,22 @@ def test_reward_function_adapts_reward_models_and_callables():
         reward_function(lambda p, r: [0.0])(prompts=["a", "b"], completions=["x", "y"])
     with pytest.raises(TypeError, match="RewardModel or a callable"):
         reward_function("vader-compound")
+
+
+def test_transformed_reward_trains_a_tiny_policy_and_monitors_are_logged_not_optimised(tmp_path):
+    from rewardscope.transforms import AggregateReward
+
+    class LetterE(rlhf.RewardModel):
+        def _score(self, prompts, responses, batch_size, progress):
+            return np.array(letter_e(prompts, responses))
+
+    e_reward = LetterE("letter_e")
+    reward = AggregateReward({"e": e_reward}, {"e": {p: 0.1 for p in PROMPTS}})  # log σ(fraction of e − 0.1)
+    config = RLConfig(steps=2, learning_rate=0.01, max_completion_length=8, seed=1)
+    log = tune_policy("tiny-llama", reward, PROMPTS, tmp_path / "a", config, monitors={"gold": load_reward_model("afinn")}).log
+    assert list(log["step"]) == [1, 2] and log["gold"].notna().all()
+    assert (log["reward"] <= 0).all()  # log σ is negative: the logged reward is the transformed one
+    plain = tune_policy("tiny-llama", reward, PROMPTS, tmp_path / "b", config).log
+    np.testing.assert_allclose(log["reward"], plain["reward"], rtol=1e-5)  # weight 0: the monitor changes nothing
+    with pytest.raises(ValueError, match="clash"):
+        tune_policy("tiny-llama", reward, PROMPTS, tmp_path / "c", config, monitors={"kl": e_reward})

@@ -26,3 +26,14 @@ def test_bootstrap_is_seeded_and_checks_input():
 def test_cohens_d_on_a_known_shift():
     rng = np.random.default_rng(0)
     assert abs(cohens_d(rng.normal(1, 1, 5000), rng.normal(0, 1, 5000)) - 1.0) < 0.05
+
+
+def test_win_rate_counts_pairs_and_halves_ties():
+    from rewardscope.stats import win_rate
+
+    treated = np.array([[3.0, 1.0], [0.0, 0.0]])
+    control = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, -1.0]])
+    # prompt 0: 3 beats all 3; 1 beats 0, ties 1, loses to 2 -> (3 + 1 + 0.5) / 6; prompt 1: 2 wins, 2 ties of 6
+    np.testing.assert_allclose(win_rate(treated, control), [4.5 / 6, 3 / 6])
+    with pytest.raises(ValueError, match="same prompts"):
+        win_rate(np.ones((2, 2)), np.ones((3, 2)))

@@ -214,6 +214,11 @@ def _vader():
 # Hugging Face sequence-classification reward models
 
 
+HH_TEMPLATE = ("{% for m in messages %}{{ '\\n\\nHuman: ' if m['role'] == 'user' else '\\n\\nAssistant: ' }}"
+               "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{% endif %}")
+"""Anthropic hh-rlhf's plain-text dialogue format, for reward models trained on it without a chat template."""
+
+
 class HFRewardModel(RewardModel):
     """An ``AutoModelForSequenceClassification`` reward model.
 
@@ -225,7 +230,7 @@ class HFRewardModel(RewardModel):
 
     def __init__(self, name: str, path: Path, *, device=None, dtype=None, trust_remote_code: bool = False,
                  architecture: str | None = None, label: int | None = None, batch_size: int = 16,
-                 allow_random_head: bool = False):
+                 allow_random_head: bool = False, chat_template: str | None = None):
         super().__init__(name)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -234,6 +239,10 @@ class HFRewardModel(RewardModel):
         self.dtype = hf.resolve_dtype(dtype)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+        if chat_template is not None:  # RMs trained on a plain-text format (hh-rlhf's "Human:/Assistant:") have none
+            if not isinstance(chat_template, str) or "messages" not in chat_template:
+                raise ValueError("chat_template must be a Jinja template over `messages` (see rewardscope.rewards.HH_TEMPLATE)")
+            self.tokenizer.chat_template = chat_template
         self.architecture = architecture or read_sidecar(self.path).get("architecture") or self._infer_architecture()
         if self.architecture not in ("decoder", "encoder"):
             raise ValueError(f"architecture must be 'decoder' or 'encoder', got {self.architecture!r}")

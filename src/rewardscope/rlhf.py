@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,7 +192,8 @@ def _save(output_dir: Path, model, tokenizer, log: pd.DataFrame, **meta) -> None
 
 
 def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[str], output_dir: str | os.PathLike,
-                config: RLConfig | None = None, device=None, *, progress: bool | None = None) -> TuneResult:
+                config: RLConfig | None = None, device=None, *, monitors: Mapping[str, RewardModel | Callable] | None = None,
+                progress: bool | None = None) -> TuneResult:
     """RL fine-tune ``policy`` to maximise ``reward`` on ``prompts``, KL-regularised to the initial policy.
 
     Parameters
@@ -203,18 +204,26 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
     output_dir : where the tuned policy is saved; must not exist, or be an empty directory.
     config : an :class:`RLConfig`; None means ``RLConfig()`` (GRPO, 40 steps, lr 3e-5, beta 0.02).
     device : "cpu", "cuda" or None (CUDA if available): the first visible GPU (set ``CUDA_VISIBLE_DEVICES``).
+    monitors : rewards scored on every training sample with weight 0 (a held-out gold, to watch reward hacking);
+        each is logged per step as a column of its name.
     progress : show a progress bar; None shows one for runs of more than 20 steps.
 
     Returns
     -------
     TuneResult
-        ``path`` (= ``output_dir``) holds the model (LoRA merged in), tokenizer, ``rl_log.csv`` and a sidecar
+        ``path`` (= ``output_dir``) holds the model (LoRA merged in), tokenizer, ``rl_log.csv`` (with one column
+        per monitor) and a sidecar
         with ``reward_start``, ``reward_end`` (means over the first and last fifth of the logged steps), ``kl_end``.
     """
     config = RLConfig() if config is None else config
     reward_name = str(getattr(reward, "name", None) or getattr(reward, "__name__", "reward"))
     reward_name = "reward" if reward_name.startswith("<") else reward_name  # lambdas are named "<lambda>"
     scorer = reward_function(reward, reward_name)
+    monitors = dict(monitors or {})
+    if clash := sorted(set(monitors) & {reward_name, *LOG_COLUMNS.values()}):
+        raise ValueError(f"monitor names {clash} clash with the reward's name or a log column; rename them")
+    watchers = [reward_function(m, name) for name, m in monitors.items()]
+    columns = {**LOG_COLUMNS, **{f"rewards/{name}/mean": name for name in monitors}}
     prompts, output_dir = _check_inputs(prompts, output_dir, config)
     device = hf.resolve_device(device)
     if device not in ("cpu", "cuda", "cuda:0"):
@@ -235,14 +244,15 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
             num_generations=config.generations_per_prompt, steps_per_generation=1,  # a fresh batch every step
             max_completion_length=config.max_completion_length, temperature=config.temperature, seed=config.seed,
             bf16=config.bf16, use_cpu=device == "cpu", logging_steps=config.logging_steps, save_strategy="no",
-            report_to="none", disable_tqdm=True, log_level="error")
-        trainer = trainer_class(model=loaded.model, reward_funcs=scorer, args=args, train_dataset=dataset,
+            report_to="none", disable_tqdm=True, log_level="error",
+            reward_weights=[1.0] + [0.0] * len(watchers))  # monitors are logged, never optimised
+        trainer = trainer_class(model=loaded.model, reward_funcs=[scorer, *watchers], args=args, train_dataset=dataset,
                                 processing_class=loaded.tokenizer, peft_config=peft_config,
                                 callbacks=[_Progress] if progress or (progress is None and config.steps > 20) else None)
         trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
         trainer.train()
-        log = pd.DataFrame([{LOG_COLUMNS[k]: v for k, v in entry.items() if k in LOG_COLUMNS}
-                            for entry in trainer.state.log_history if "reward" in entry], columns=list(LOG_COLUMNS.values()))
+        log = pd.DataFrame([{columns[k]: v for k, v in entry.items() if k in columns}
+                            for entry in trainer.state.log_history if "reward" in entry], columns=list(columns.values()))
         model = trainer.model.merge_and_unload() if config.lora_rank is not None else trainer.model  # plain HF dir
         _save(output_dir, model, loaded.tokenizer, log, base=str(policy), reward=reward_name, config=asdict(config))
     return TuneResult(output_dir, log)

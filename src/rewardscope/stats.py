@@ -34,3 +34,16 @@ def cohens_d(treated, control) -> float:
     pooled = np.sqrt(((len(treated) - 1) * treated.var(ddof=1) + (len(control) - 1) * control.var(ddof=1))
                      / (len(treated) + len(control) - 2))
     return float((treated.mean() - control.mean()) / pooled) if pooled > 0 else float("nan")
+
+
+def win_rate(treated, control) -> np.ndarray:
+    """Per row (prompt), P(treated > control) + ½·P(tie) over all pairs of a treated and a control sample.
+
+    ``treated`` [n_prompts, k1] and ``control`` [n_prompts, k2] hold scores of samples for the same prompts.
+    """
+    treated, control = np.asarray(treated, float), np.asarray(control, float)
+    if treated.ndim != 2 or control.ndim != 2 or treated.shape[0] != control.shape[0] or 0 in treated.shape + control.shape:
+        raise ValueError(f"treated and control must be 2-D [n_prompts, k] with the same prompts, got "
+                         f"{treated.shape} and {control.shape}")
+    diff = treated[:, :, None] - control[:, None, :]
+    return (diff > 0).mean(axis=(1, 2)) + 0.5 * (diff == 0).mean(axis=(1, 2))

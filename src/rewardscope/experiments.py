@@ -1,0 +1,125 @@
+"""Cached building blocks that chapters share: scored samples of a policy, and whole RL runs.
+
+Each is an :func:`rewardscope.artifacts.cached` entry, so a rerun of a chapter, or an interrupted
+``make book``, reuses what finished. Models are named in the cache key by their spec and by the
+directory they resolve to (a lab model's directory name is its own cache key), so a rebuilt model
+invalidates what was computed with the old one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import artifacts
+
+VERSION = 1
+
+
+def model_id(spec: str) -> str:
+    """The spec plus the name of the directory it resolves to (lexicon rewards are just their name)."""
+    from .rewards import reward_kinds
+    from .zoo import resolve
+
+    return spec if spec in reward_kinds() else f"{spec}@{resolve(spec).name}"
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    prompts = [] if isinstance(prompts, str) else list(prompts)
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty strings")
+    return prompts
+
+
+def load_rewards(specs: Sequence[str], options: Mapping[str, dict] | None = None) -> dict:
+    """Reward models by spec, each loaded with its own keyword arguments from ``options`` (dtype, chat_template …)."""
+    from .rewards import load_reward_model
+
+    options = dict(options or {})  # options for other specs are ignored: one dict can serve a whole chapter
+    return {spec: load_reward_model(spec, **options.get(spec, {})) for spec in specs}
+
+
+def _score_columns(frame: pd.DataFrame, rewards: Sequence[str], options: Mapping[str, dict] | None) -> pd.DataFrame:
+    for spec, rm in load_rewards(rewards, options).items():
+        frame[spec] = rm.score(frame["prompt"].tolist(), frame["response"].tolist())
+    return frame
+
+
+def scored_samples(policy: str, prompts: Sequence[str], k: int, rewards: Sequence[str], *, max_new_tokens: int = 24,
+                   dtype: str = "bfloat16", seed: int = 0, options: Mapping[str, dict] | None = None) -> pd.DataFrame:
+    """k sampled responses of ``policy`` per prompt, each scored by every reward in ``rewards`` (cached).
+
+    Columns: prompt_id, prompt, sample, response, one column per reward spec. ``options`` maps a reward spec to
+    keyword arguments of :func:`rewardscope.load_reward_model`.
+    """
+    prompts = _check_prompts(prompts)
+    rewards = list(dict.fromkeys(rewards))
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    params = {"policy": model_id(policy), "prompts": prompts, "k": k, "rewards": [model_id(r) for r in rewards],
+              "max_new_tokens": max_new_tokens, "dtype": dtype, "seed": seed, "options": dict(options or {})}
+
+    def build(out: Path) -> None:
+        from .policy import load_policy
+
+        repeated = [p for p in prompts for _ in range(k)]
+        responses = load_policy(policy, dtype=dtype).generate(repeated, max_new_tokens=max_new_tokens, seed=seed,
+                                                              batch_size=64)
+        frame = pd.DataFrame({"prompt_id": np.repeat(np.arange(len(prompts)), k), "prompt": repeated,
+                              "sample": np.tile(np.arange(k), len(prompts)), "response": responses})
+        _score_columns(frame, rewards, options).to_parquet(out / "samples.parquet", index=False)
+
+    return pd.read_parquet(artifacts.cached("scored-samples", params, VERSION, build).path / "samples.parquet")
+
+
+def wide(samples: pd.DataFrame, column: str) -> np.ndarray:
+    """One column of :func:`scored_samples` as a [n_prompts, k] array (prompt order kept)."""
+    ordered = samples.sort_values(["prompt_id", "sample"])
+    return ordered[column].to_numpy().reshape(ordered["prompt_id"].nunique(), -1)
+
+
+def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequence[str], config, *,
+           key: Mapping, eval_rewards: Sequence[str] = (), monitors: Mapping[str, str] | None = None, eval_k: int = 4,
+           max_new_tokens: int = 24, dtype: str = "bfloat16",
+           options: Mapping[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tune ``policy`` on ``reward`` with :func:`rewardscope.rlhf.tune_policy`, then sample and score held-out prompts.
+
+    ``key`` must describe ``reward`` completely (its models, method, references …): it is the cache key, since a
+    reward object cannot be hashed. ``monitors`` (log name -> reward spec) are logged along training. The
+    tuned weights are deleted after evaluation; the cache keeps the training log and the scored samples.
+
+    Returns (training log, scored eval samples) as :func:`scored_samples` would give for the tuned policy.
+    """
+    from .policy import load_policy
+    from .rlhf import tune_policy
+
+    train_prompts, eval_prompts = _check_prompts(train_prompts), _check_prompts(eval_prompts)
+    monitors = dict(monitors or {})
+    params = {"policy": model_id(policy), "reward": dict(key), "train_prompts": train_prompts,
+              "eval_prompts": eval_prompts, "config": asdict(config), "eval_rewards": [model_id(r) for r in eval_rewards],
+              "monitors": {n: model_id(s) for n, s in monitors.items()}, "eval_k": eval_k,
+              "max_new_tokens": max_new_tokens, "dtype": dtype, "options": dict(options or {})}
+
+    def build(out: Path) -> None:
+        scratch = Path(tempfile.mkdtemp(prefix="rewardscope-rl-run-"))
+        try:
+            result = tune_policy(policy, reward, train_prompts, scratch / "policy", config,
+                                 monitors={n: load_rewards([s], options)[s] for n, s in monitors.items()})
+            result.log.to_csv(out / "rl_log.csv", index=False)
+            repeated = [p for p in eval_prompts for _ in range(eval_k)]
+            responses = load_policy(str(result.path), dtype=dtype).generate(
+                repeated, max_new_tokens=max_new_tokens, seed=config.seed, batch_size=64)
+            frame = pd.DataFrame({"prompt_id": np.repeat(np.arange(len(eval_prompts)), eval_k), "prompt": repeated,
+                                  "sample": np.tile(np.arange(eval_k), len(eval_prompts)), "response": responses})
+            _score_columns(frame, eval_rewards, options).to_parquet(out / "samples.parquet", index=False)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    path = artifacts.cached("rl-run", params, VERSION, build).path
+    return pd.read_csv(path / "rl_log.csv"), pd.read_parquet(path / "samples.parquet")
