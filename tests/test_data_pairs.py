@@ -22,7 +22,7 @@ def test_offline_prompt_sources_parse():
 
 
 def test_bad_source_and_sizes_fail_clearly():
-    with pytest.raises(ValueError, match="unknown prompt source 'imdb'; sources: chatterbot, drug-reviews, sharegpt"):
+    with pytest.raises(ValueError, match="unknown prompt source 'imdb'; sources: chatterbot, drug-reviews, sharegpt, hh-rlhf"):
         data.prompts_from("imdb")
     with pytest.raises(ValueError, match="asked for 100000 prompts"):
         data.prompts_from("chatterbot", 100_000)
@@ -89,3 +89,17 @@ def test_sample_pool_is_seeded_and_shaped():
     with pytest.raises(ValueError, match="prompts is empty"):
         sample_pool(policy, [], k=2)
     assert np.issubdtype(pool["prompt_id"].dtype, np.integer)
+
+
+def test_hh_rlhf_prompts_keep_one_turn_dialogues_from_a_local_copy(tmp_path):
+    import json
+
+    from rewardscope.data import hh_rlhf_prompts
+
+    rows = [{"chosen": "\n\nHuman: Is tea good?\n\nAssistant: Yes.", "rejected": "\n\nHuman: Is tea good?\n\nAssistant: No."},
+            {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Bye\n\nAssistant: Bye!",
+             "rejected": "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Bye\n\nAssistant: No."},
+            {"chosen": "\n\nHuman: Is tea good?\n\nAssistant: Sure.", "rejected": "\n\nHuman: Is tea good?\n\nAssistant: Nah."}]
+    path = tmp_path / "hh.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    assert hh_rlhf_prompts("json", split="train", data_files=str(path)) == ["Is tea good?"]

@@ -147,6 +147,7 @@ def test_chat_template_override_scores_hh_format_and_rejects_non_templates():
     rm = load_reward_model("tiny-llama-rm", chat_template=HH_TEMPLATE)
     text = rm.tokenizer.decode(rm.encode("Is it safe?", "Yes, quite."), skip_special_tokens=True)
     assert "Human: Is it safe?" in text and text.rstrip().endswith("Assistant: Yes, quite.")
-    assert rm.score(["Is it safe?"], ["Yes, quite."]).shape == (1,)
+    named = load_reward_model("tiny-llama-rm", chat_template="hh")
+    np.testing.assert_array_equal(named.score(["Is it safe?"], ["Yes, quite."]), rm.score(["Is it safe?"], ["Yes, quite."]))
     with pytest.raises(ValueError, match="Jinja template over `messages`"):
         load_reward_model("tiny-llama-rm", chat_template="Human: {prompt}")

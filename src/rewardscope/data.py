@@ -152,11 +152,19 @@ def hh_rlhf_pairs(name: str = "Anthropic/hh-rlhf", split: str = "train", n: int 
     return pd.DataFrame(rows)
 
 
-PROMPT_SOURCES = ("chatterbot", "drug-reviews", "sharegpt")
+def hh_rlhf_prompts(name: str = "Anthropic/hh-rlhf", split: str = "test", **kwargs) -> list[str]:
+    """The human turns of hh-rlhf's one-turn dialogues, distinct, in data-set order (needs a network or local copy)."""
+    prompts = [p.removeprefix("Human:").strip() for p in hh_rlhf_pairs(name, split, **kwargs)["prompt"]
+               if p.count("\n\nHuman:") + p.startswith("Human:") == 1]
+    return list(dict.fromkeys(p for p in prompts if p))
+
+
+PROMPT_SOURCES = ("chatterbot", "drug-reviews", "sharegpt", "hh-rlhf")
 
 
 def prompts_from(source: str, n: int | None = None, seed: int = 0) -> list[str]:
-    """Prompts by source name: "chatterbot", "drug-reviews" (continuation prompts) or "sharegpt" (opt-in)."""
+    """Prompts by source name: "chatterbot", "drug-reviews" (continuation prompts), "sharegpt" (opt-in) or
+    "hh-rlhf" (one-turn prompts of its test split, from the hub). Chatterbot and hh-rlhf are shuffled by ``seed``."""
     if source == "chatterbot":
         prompts = chatterbot_prompts()
         rng = np.random.default_rng(seed)
@@ -165,6 +173,9 @@ def prompts_from(source: str, n: int | None = None, seed: int = 0) -> list[str]:
         prompts = [f"Continue this patient review: {opening}" for opening in review_openings(seed=seed)]
     elif source == "sharegpt":
         prompts = sharegpt_prompts()
+    elif source == "hh-rlhf":
+        prompts = hh_rlhf_prompts()
+        prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))]
     else:
         raise ValueError(f"unknown prompt source {source!r}; sources: {', '.join(PROMPT_SOURCES)}")
     prompts = list(dict.fromkeys(prompts))  # distinct texts: a repeated opening must not straddle two splits

@@ -24,8 +24,10 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
 def quiet() -> None:
     """Silence load reports and weight-loading progress bars that would clutter executed notebooks."""
+    import datasets
     import transformers
 
+    datasets.disable_progress_bars()  # "Creating parquet from Arrow format" bars when a lab entry is built
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("rewardscope").setLevel(logging.WARNING)

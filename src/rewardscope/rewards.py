@@ -217,6 +217,7 @@ def _vader():
 HH_TEMPLATE = ("{% for m in messages %}{{ '\\n\\nHuman: ' if m['role'] == 'user' else '\\n\\nAssistant: ' }}"
                "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{% endif %}")
 """Anthropic hh-rlhf's plain-text dialogue format, for reward models trained on it without a chat template."""
+NAMED_TEMPLATES = {"hh": HH_TEMPLATE}
 
 
 class HFRewardModel(RewardModel):
@@ -240,8 +241,10 @@ class HFRewardModel(RewardModel):
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
         if chat_template is not None:  # RMs trained on a plain-text format (hh-rlhf's "Human:/Assistant:") have none
+            chat_template = NAMED_TEMPLATES.get(chat_template, chat_template)
             if not isinstance(chat_template, str) or "messages" not in chat_template:
-                raise ValueError("chat_template must be a Jinja template over `messages` (see rewardscope.rewards.HH_TEMPLATE)")
+                raise ValueError(f"chat_template must be one of {sorted(NAMED_TEMPLATES)} or a Jinja template over "
+                                 "`messages`")
             self.tokenizer.chat_template = chat_template
         self.architecture = architecture or read_sidecar(self.path).get("architecture") or self._infer_architecture()
         if self.architecture not in ("decoder", "encoder"):
