@@ -1,0 +1,69 @@
+"""Cached chapter building blocks: scored samples and RL runs are built once, keyed by what they depend on."""
+
+import numpy as np
+import pytest
+
+from rewardscope import artifacts, experiments
+from rewardscope.rlhf import RLConfig
+
+PROMPTS = ["Hello there", "How are you?", "Tell me a story"]
+
+
+def count_builds(monkeypatch):
+    calls = []
+    real = artifacts.cached
+
+    def counting(builder, params, version, build):
+        def wrapped(out):
+            calls.append(builder)
+            build(out)
+
+        return real(builder, params, version, wrapped)
+
+    monkeypatch.setattr(artifacts, "cached", counting)
+    return calls
+
+
+def test_scored_samples_are_cached_and_reshape_per_prompt(fresh_cache, monkeypatch):
+    calls = count_builds(monkeypatch)
+    first = experiments.scored_samples("tiny-llama", PROMPTS, 2, ["vader-compound", "afinn"], max_new_tokens=4,
+                                       dtype="float32")
+    again = experiments.scored_samples("tiny-llama", PROMPTS, 2, ["vader-compound", "afinn"], max_new_tokens=4,
+                                       dtype="float32")
+    other_seed = experiments.scored_samples("tiny-llama", PROMPTS, 2, ["vader-compound", "afinn"], max_new_tokens=4,
+                                            dtype="float32", seed=1)
+    assert calls.count("scored-samples") == 2  # the second call was a cache hit; the seed is in the key
+    assert first.equals(again) and not first["response"].equals(other_seed["response"])
+    assert list(first.columns) == ["prompt_id", "prompt", "sample", "response", "vader-compound", "afinn"]
+    grid = experiments.wide(first.sample(frac=1, random_state=0), "vader-compound")  # order does not matter
+    np.testing.assert_array_equal(grid, first["vader-compound"].to_numpy().reshape(3, 2))
+
+
+def test_model_id_names_the_built_directory():
+    assert experiments.model_id("vader-compound") == "vader-compound"
+    assert experiments.model_id("tiny-llama").startswith("tiny-llama@")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"prompts": []}, "non-empty"), ({"prompts": ["ok", " "]}, "non-empty"),
+                                             ({"k": 0}, "k must be")])
+def test_scored_samples_rejects_bad_input(kwargs, message):
+    args = {"policy": "tiny-llama", "prompts": PROMPTS, "k": 2, "rewards": ["afinn"], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        experiments.scored_samples(**args)
+
+
+def test_rl_run_keeps_log_and_scored_samples_but_not_weights(fresh_cache, monkeypatch):
+    from rewardscope.rewards import load_reward_model
+
+    calls = count_builds(monkeypatch)
+    config = RLConfig(steps=1, learning_rate=0.01, max_completion_length=4, seed=0)
+    run = lambda: experiments.rl_run("tiny-llama", load_reward_model("afinn"), PROMPTS[:2], PROMPTS[2:], config,
+                                     key={"reward": "afinn"}, eval_rewards=["afinn"], monitors={"gold": "vader-compound"},
+                                     eval_k=2, max_new_tokens=4, dtype="float32")
+    log, samples = run()
+    assert "gold" in log.columns and len(log) == 1
+    assert len(samples) == 2 and "afinn" in samples.columns
+    entry = next((fresh_cache / "rl-run").iterdir())
+    assert sorted(p.name for p in entry.iterdir()) == ["manifest.json", "rl_log.csv", "samples.parquet"]
+    run()
+    assert calls.count("rl-run") == 1
