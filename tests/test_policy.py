@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from rewardscope import load_policy
 
@@ -34,3 +35,16 @@ def test_bad_generation_arguments(kwargs, match):
 def test_policy_without_chat_template_fails_early():
     with pytest.raises(ValueError, match="no chat template"):
         load_policy("tiny-bert-rm")
+
+
+def test_auto_dtype_is_bfloat16_only_where_it_runs_natively(monkeypatch):
+    from rewardscope import hf
+
+    assert hf.resolve_dtype("auto", "cpu") == (torch.bfloat16 if hf.fast_bf16("cpu") else torch.float32)
+    monkeypatch.setattr(hf, "fast_bf16", lambda device="cpu": True)
+    assert hf.resolve_dtype("auto") == torch.bfloat16 and hf.dtype_name("auto") == "bfloat16"
+    monkeypatch.setattr(hf, "fast_bf16", lambda device="cpu": False)
+    assert hf.resolve_dtype("auto") == torch.float32 and hf.dtype_name("auto") == "float32"
+    assert hf.dtype_name(None) == "float32"
+    with pytest.raises(ValueError, match="'auto'"):
+        hf.resolve_dtype("fp8")

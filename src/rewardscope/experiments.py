@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifacts
+from . import artifacts, hf
 
 VERSION = 1
 
@@ -52,7 +52,7 @@ def _score_columns(frame: pd.DataFrame, rewards: Sequence[str], options: Mapping
 
 
 def scored_samples(policy: str, prompts: Sequence[str], k: int, rewards: Sequence[str], *, max_new_tokens: int = 24,
-                   dtype: str = "bfloat16", seed: int = 0, options: Mapping[str, dict] | None = None) -> pd.DataFrame:
+                   dtype: str = "auto", seed: int = 0, options: Mapping[str, dict] | None = None) -> pd.DataFrame:
     """k sampled responses of ``policy`` per prompt, each scored by every reward in ``rewards`` (cached).
 
     Columns: prompt_id, prompt, sample, response, one column per reward spec. ``options`` maps a reward spec to
@@ -63,7 +63,7 @@ def scored_samples(policy: str, prompts: Sequence[str], k: int, rewards: Sequenc
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     params = {"policy": model_id(policy), "prompts": prompts, "k": k, "rewards": [model_id(r) for r in rewards],
-              "max_new_tokens": max_new_tokens, "dtype": dtype, "seed": seed, "options": dict(options or {})}
+              "max_new_tokens": max_new_tokens, "dtype": hf.dtype_name(dtype), "seed": seed, "options": dict(options or {})}
 
     def build(out: Path) -> None:
         from .policy import load_policy
@@ -86,7 +86,7 @@ def wide(samples: pd.DataFrame, column: str) -> np.ndarray:
 
 def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequence[str], config, *,
            key: Mapping, eval_rewards: Sequence[str] = (), monitors: Mapping[str, str] | None = None, eval_k: int = 4,
-           max_new_tokens: int = 24, dtype: str = "bfloat16",
+           max_new_tokens: int = 24, dtype: str = "auto",
            options: Mapping[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tune ``policy`` on ``reward`` with :func:`rewardscope.rlhf.tune_policy`, then sample and score held-out prompts.
 
@@ -104,7 +104,7 @@ def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequ
     params = {"policy": model_id(policy), "reward": dict(key), "train_prompts": train_prompts,
               "eval_prompts": eval_prompts, "config": asdict(config), "eval_rewards": [model_id(r) for r in eval_rewards],
               "monitors": {n: model_id(s) for n, s in monitors.items()}, "eval_k": eval_k,
-              "max_new_tokens": max_new_tokens, "dtype": dtype, "options": dict(options or {})}
+              "max_new_tokens": max_new_tokens, "dtype": hf.dtype_name(dtype), "options": dict(options or {})}
 
     def build(out: Path) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="rewardscope-rl-run-"))

@@ -26,8 +26,21 @@ def resolve_device(device: Any = None) -> str:
     return str(parsed)
 
 
-def resolve_dtype(dtype: Any = None):
-    """``None`` means float32; accepts 'float32', 'bfloat16', 'float16' or a torch dtype."""
+def fast_bf16(device: Any = "cpu") -> bool:
+    """Whether bfloat16 matmuls run natively on ``device``: a CUDA GPU that supports them, or a CPU with AMX or
+    AVX-512 BF16. Elsewhere PyTorch emulates them: on a 2-core AVX2 EPYC, SmolLM2 sampled 4.4x slower in
+    bfloat16 than in float32 (17 vs 75 tokens/s)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, present since torch 2.1
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_dtype(dtype: Any = None, device: Any = "cpu"):
+    """``None`` means float32; accepts 'float32', 'bfloat16', 'float16', a torch dtype, or 'auto': bfloat16 where
+    :func:`fast_bf16` says ``device`` runs it natively, else float32."""
     import torch
 
     if dtype is None:
@@ -36,9 +49,16 @@ def resolve_dtype(dtype: Any = None):
         name = str(dtype).removeprefix("torch.")
     else:
         name = str(dtype)
+    if name == "auto":
+        return torch.bfloat16 if fast_bf16(device) else torch.float32
     if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (or None for float32), got {dtype!r}")
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, 'auto' (or None for float32), got {dtype!r}")
     return getattr(torch, name)
+
+
+def dtype_name(dtype: Any = None, device: Any = None) -> str:
+    """The resolved dtype's name ('auto' becomes what it means on this machine), for cache keys and reports."""
+    return str(resolve_dtype(dtype, resolve_device(device))).removeprefix("torch.")
 
 
 def adds_bos(tokenizer) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifacts
+from . import artifacts, hf
 from .zoo import entry, read_sidecar, register, register_cached, write_sidecar
 
 VERSION = 2  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits)
@@ -49,13 +49,13 @@ class Scale:
     rl_steps: int
     rl_prompts: int
     rl_max_completion_length: int
-    train_bf16: bool = False  # bfloat16 autocast in reward-model training (AMX makes it ~2x faster here)
+    train_bf16: bool = False  # bfloat16 autocast in RM training where the CPU runs it natively (AMX: ~2x faster)
     gold_override: str | None = None  # smoke: random tiny-model text has no sentiment, so every RM uses this gold
 
 
 SCALES = {
     "default": Scale("default", policy="smollm2-135m-instruct", encoder="minilm-l6", decoder="smollm2-135m-instruct",
-                     chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="bfloat16",
+                     chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="auto",
                      encoder_epochs=2, decoder_epochs=1, decoder_top_layers=4, rl_steps=40, rl_prompts=400,
                      rl_max_completion_length=24, train_bf16=True),
     "smoke": Scale("smoke", policy="tiny-llama", encoder="tiny-bert-rm", decoder="tiny-llama", chatterbot_prompts=24,
@@ -82,7 +82,8 @@ def sample_pool(scale: Scale) -> pd.DataFrame:
 def sample_pool_path(scale: Scale) -> Path:
     """The cache directory of a scale's sample pool (built on first use)."""
     params = {k: v for k, v in asdict(scale).items() if k in ("policy", "chatterbot_prompts", "review_prompts", "k",
-                                                              "max_new_tokens", "sample_dtype")}
+                                                              "max_new_tokens")}
+    params["sample_dtype"] = hf.dtype_name(scale.sample_dtype)  # "auto" keyed by what it means on this machine
 
     def build(out: Path) -> None:
         from .pairs import label_pool
@@ -172,7 +173,8 @@ def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
     gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
     pairs = preference_pairs(scale, gold, margin)
     config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
-                      batch_size=recipe.batch_size, max_length=128, bf16=scale.train_bf16)
+                      batch_size=recipe.batch_size, max_length=128,
+                      bf16=scale.train_bf16 and hf.fast_bf16(hf.resolve_device(None)))
     result = train_reward_model(pairs, config, out, gold=gold)  # the cache entry is the model directory
     write_sidecar(out, kind="reward-model", architecture="decoder" if recipe.backbone == "decoder" else "encoder",
                   backbone=backbone, gold=gold, margin=margin, scale=scale.name,

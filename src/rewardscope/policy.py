@@ -73,7 +73,8 @@ def load_policy(spec: str, device=None, dtype=None, trust_remote_code: bool = Fa
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve(spec)
-    device, dtype = hf.resolve_device(device), hf.resolve_dtype(dtype)
+    device = hf.resolve_device(device)
+    dtype = hf.resolve_dtype(dtype, device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"policy {spec!r} has no chat template; rewardscope prompts policies as one-turn chats")

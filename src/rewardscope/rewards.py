@@ -237,7 +237,7 @@ class HFRewardModel(RewardModel):
 
         self.path = Path(path)
         self.device = hf.resolve_device(device)
-        self.dtype = hf.resolve_dtype(dtype)
+        self.dtype = hf.resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
         if chat_template is not None:  # RMs trained on a plain-text format (hh-rlhf's "Human:/Assistant:") have none
