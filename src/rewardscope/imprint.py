@@ -1,0 +1,426 @@
+"""SEAL's metrics (Revel et al. 2024): feature imprint, alignment regimes and resistance, the
+reward-shift angle, the labeller verdict γ, misalignment drivers and robustness to rewrites.
+
+A *pair* is (chosen, rejected) with a human (or gold) preference for chosen. A reward model is
+*aligned* on a pair when it scores chosen strictly above rejected; a tie counts as misaligned.
+"Pre" is the reward model before training on the preference set, "post" after it.
+
+Differences from the released analysis, each fixed here on purpose:
+
+- the imprint regression clusters standard errors by pair (the R code called
+  ``coeftest(model, cluster=row_id)``, which ignores ``cluster`` without ``vcov.=vcovCL``), does not
+  put the row id in as a regressor (``reward ~ .`` did), and applies Bonferroni over the features
+  only, not over every printed row including the intercept;
+- regimes are counted on positionally matched arrays, and differently indexed pandas inputs are
+  refused rather than silently aligned by index label;
+- the reward-shift angle uses ``atan2`` (``arccos`` gave NaN for parallel vectors) and its sign
+  means "towards chosen above rejected" in every quadrant;
+- the verdict γ compares label vectors element by element (a notebook cell compared
+  ``str(numpy array)`` with ``"[1, 1]"``, which never matches, and misassigned 186 rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+REGIMES = ("stayed_aligned", "got_aligned", "resisted", "reversed")
+VERDICTS = ("agrees", "disagrees", "indifferent")
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _vector(name: str, values, n: int | None = None) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    if n is not None and array.size != n:
+        raise ValueError(f"{name} has {array.size} values but the first input has {n}; they must pair up")
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN at position {int(np.flatnonzero(np.isnan(array))[0])}")
+    return array
+
+
+def _four(pre_chosen, pre_rejected, post_chosen, post_rejected) -> tuple[np.ndarray, ...]:
+    """Four equally long score vectors; pandas inputs must share one index (no silent realignment)."""
+    named = {"pre_chosen": pre_chosen, "pre_rejected": pre_rejected, "post_chosen": post_chosen,
+             "post_rejected": post_rejected}
+    indexes = [(k, v.index) for k, v in named.items() if isinstance(v, pd.Series)]
+    for key, index in indexes[1:]:
+        if not index.equals(indexes[0][1]):
+            raise ValueError(f"{key} has a different index from {indexes[0][0]}; join the score tables on the pair id "
+                             "first (matching by index label is how the original mixed up pairs)")
+    n = len(np.asarray(pre_chosen))
+    return tuple(_vector(k, v, n) for k, v in named.items())
+
+
+def _columns(frame: pd.DataFrame, names: Sequence[str], role: str) -> None:
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{role} column(s) {missing} not in frame; columns: {list(frame.columns)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Feature imprint
+
+
+def feature_imprint(frame: pd.DataFrame, reward: str, features: Sequence[str], cluster: str | None = None,
+                    level: float = 0.95) -> pd.DataFrame:
+    """Feature imprint: OLS of ``reward`` on ``features`` (plus an intercept), one row per feature.
+
+    The coefficient β_τ of feature τ is its *imprint*: the change in reward, in the reward model's
+    own units, associated with τ being present (or one unit higher), the other features held fixed.
+
+    Parameters
+    ----------
+    frame : one row per scored text (SEAL stacks the chosen and the rejected text of every pair).
+    reward : the column to explain (a reward, or a difference of rewards for the imprint's shift).
+    features : numeric feature columns; binary labels give "presence" effects.
+    cluster : a column of group ids (the pair id, or the prompt id when one text appears in several
+        pairs). Standard errors are then cluster-robust (statsmodels ``cov_type="cluster"``, which
+        applies the usual small-sample correction); without it they are heteroskedasticity-robust (HC1).
+    level : confidence level of the ``ci_low``/``ci_high`` columns.
+
+    Returns
+    -------
+    DataFrame indexed by feature with columns coef, se, t, p, p_adj (Bonferroni over the features,
+    capped at 1; the intercept is not counted), ci_low, ci_high. ``attrs`` holds n, n_clusters,
+    intercept, r2 and cov_type.
+
+    The released analysis put ``row_id`` in the regression and did not cluster (see the module
+    docstring); both are fixed here. Bad input (a missing column, NaN, a constant or collinear
+    feature, too few rows or clusters) raises ValueError before fitting.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"x": rng.integers(0, 2, 200), "pair": np.repeat(np.arange(100), 2)})
+    >>> df["r"] = 1.5 * df["x"] + rng.normal(0, 0.1, 200)
+    >>> float(feature_imprint(df, "r", ["x"], cluster="pair").loc["x", "coef"].round(1))
+    1.5
+    """
+    import statsmodels.api as sm
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    if isinstance(features, str) or not len(features):
+        raise ValueError("features must be a non-empty list of column names")
+    features = list(features)
+    if len(set(features)) != len(features):
+        raise ValueError(f"features has duplicates: {features}")
+    if reward in features:
+        raise ValueError(f"reward column {reward!r} is also listed in features")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    _columns(frame, [reward], "reward")
+    _columns(frame, features, "feature")
+    if cluster is not None:
+        _columns(frame, [cluster], "cluster")
+    data = frame[[reward, *features]]
+    for column in data.columns:
+        if not pd.api.types.is_numeric_dtype(data[column]):
+            raise ValueError(f"column {column!r} must be numeric (booleans and 0/1 labels are fine), got {data[column].dtype}")
+    data = data.astype(np.float64)
+    if data.isna().any().any():
+        bad = data.columns[data.isna().any()].tolist()
+        raise ValueError(f"column(s) {bad} contain NaN; drop or impute those rows first")
+    if cluster is not None and frame[cluster].isna().any():
+        raise ValueError(f"cluster column {cluster!r} contains NaN")
+    if len(data) <= len(features) + 1:
+        raise ValueError(f"{len(data)} rows cannot fit {len(features)} features and an intercept; need more rows")
+    constant = [f for f in features if data[f].nunique() < 2]
+    if constant:
+        raise ValueError(f"feature(s) {constant} are constant in the frame; drop them (their imprint is not identified)")
+    X = sm.add_constant(data[features].to_numpy(), has_constant="add")
+    rank = np.linalg.matrix_rank(X)
+    if rank < X.shape[1]:
+        raise ValueError(f"features are collinear (design rank {rank} < {X.shape[1]} columns); drop redundant features")
+    model = sm.OLS(data[reward].to_numpy(), X)
+    if cluster is not None:
+        groups = pd.factorize(frame[cluster])[0]
+        n_clusters = int(groups.max()) + 1
+        if n_clusters < 2:
+            raise ValueError(f"cluster column {cluster!r} has a single group; cluster-robust errors need several")
+        fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+        cov_type = "cluster"
+    else:
+        n_clusters = len(data)
+        fit = model.fit(cov_type="HC1")
+        cov_type = "HC1"
+    ci = np.asarray(fit.conf_int(alpha=1 - level))
+    out = pd.DataFrame({"coef": fit.params[1:], "se": fit.bse[1:], "t": fit.tvalues[1:], "p": fit.pvalues[1:],
+                        "ci_low": ci[1:, 0], "ci_high": ci[1:, 1]}, index=pd.Index(features, name="feature"))
+    out.insert(4, "p_adj", np.minimum(1.0, out["p"] * len(features)))
+    out.attrs.update(n=len(data), n_clusters=n_clusters, intercept=float(fit.params[0]), r2=float(fit.rsquared),
+                     cov_type=cov_type)
+    return out
+
+
+def stack_pairs(pairs: pd.DataFrame, columns: Sequence[str], keep: Sequence[str] = ()) -> pd.DataFrame:
+    """SEAL's text-level frame: two rows per pair, from ``chosen_<c>`` and ``rejected_<c>`` columns.
+
+    Returns ``keep`` columns (repeated), ``role`` ("chosen"/"rejected") and one column per name in
+    ``columns``. This is the frame :func:`feature_imprint` regresses on.
+    """
+    _columns(pairs, [f"{side}_{c}" for side in ("chosen", "rejected") for c in columns], "pair")
+    _columns(pairs, keep, "keep")
+    parts = []
+    for side in ("chosen", "rejected"):
+        part = pairs[list(keep)].copy()
+        part["role"] = side
+        for c in columns:
+            part[c] = pairs[f"{side}_{c}"].to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Regimes, resistance, reward shift
+
+
+def aligned(chosen, rejected) -> np.ndarray:
+    """Per pair: does the reward model score chosen strictly above rejected? (ties are misaligned)"""
+    chosen = _vector("chosen", chosen)
+    return chosen > _vector("rejected", rejected, len(chosen))
+
+
+def regime_labels(pre_chosen, pre_rejected, post_chosen, post_rejected) -> np.ndarray:
+    """Per pair, its regime: "stayed_aligned", "got_aligned", "resisted" (misaligned before and
+    after) or "reversed" (aligned before, misaligned after). Inputs match positionally."""
+    pc, pr, qc, qr = _four(pre_chosen, pre_rejected, post_chosen, post_rejected)
+    before, after = pc > pr, qc > qr
+    return np.select([before & after, ~before & after, ~before & ~after], list(REGIMES[:3]), default=REGIMES[3])
+
+
+def alignment_regimes(pre_chosen, pre_rejected, post_chosen, post_rejected) -> dict[str, int]:
+    """Counts of the four regimes: stayed_aligned, got_aligned, resisted, reversed.
+
+    Agreement means chosen scored strictly above rejected. Scores are matched by position; pandas
+    Series with different indexes are refused (join on the pair id first).
+
+    Examples
+    --------
+    >>> alignment_regimes([1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1])
+    {'stayed_aligned': 1, 'got_aligned': 1, 'resisted': 1, 'reversed': 1}
+    """
+    labels = regime_labels(pre_chosen, pre_rejected, post_chosen, post_rejected)
+    return {regime: int((labels == regime).sum()) for regime in REGIMES}
+
+
+def alignment_resistance(post_chosen, post_rejected, pre_chosen=None, pre_rejected=None) -> dict[str, float]:
+    """Alignment resistance: the share of pairs the post reward model gets wrong (chosen not above rejected).
+
+    With the pre scores too, it is split into ``resisted`` (wrong before and after) and ``reversed``
+    (right before, wrong after), each as a share of all pairs, and ``resisted_of_misaligned``.
+    """
+    post_chosen = _vector("post_chosen", post_chosen)
+    wrong = ~(post_chosen > _vector("post_rejected", post_rejected, len(post_chosen)))
+    out = {"n": int(len(wrong)), "resistance": float(wrong.mean())}
+    if (pre_chosen is None) != (pre_rejected is None):
+        raise ValueError("pass both pre_chosen and pre_rejected, or neither")
+    if pre_chosen is not None:
+        counts = alignment_regimes(pre_chosen, pre_rejected, post_chosen, post_rejected)
+        out["resisted"] = counts["resisted"] / len(wrong)
+        out["reversed"] = counts["reversed"] / len(wrong)
+        out["resisted_of_misaligned"] = counts["resisted"] / wrong.sum() if wrong.any() else float("nan")
+    return out
+
+
+def reward_shift_angle(pre_chosen, pre_rejected, post_chosen, post_rejected) -> np.ndarray:
+    """Signed reward shift θ (degrees) from each pair's pre vector (r_c, r_r) to its post vector.
+
+    |θ| is the angle between the two vectors (from ``atan2``, so parallel vectors give 0, never
+    NaN). θ > 0 when the rotation moves towards "chosen above rejected": rotating a vector (c, r)
+    counter-clockwise changes c − r at rate −(c + r), so counter-clockwise is towards alignment
+    exactly when c + r < 0 at the pre vector. (The released code used ``arccos`` and a fixed
+    counter-clockwise sign, right only for mostly negative scores.) Where c + r = 0 the sign is
+    that of the change in (c − r)/‖v‖. A zero-length vector gives NaN.
+
+    Examples
+    --------
+    >>> reward_shift_angle([1.0], [1.0], [1.0], [0.0]).round(1)   # onto the chosen axis: +45°
+    array([45.])
+    """
+    pc, pr, qc, qr = _four(pre_chosen, pre_rejected, post_chosen, post_rejected)
+    ccw = np.degrees(np.arctan2(pc * qr - pr * qc, pc * qc + pr * qr))  # counter-clockwise, in (-180, 180]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        towards = np.sign((qc - qr) / np.hypot(qc, qr) - (pc - pr) / np.hypot(pc, pr))
+    sign = np.where(pc + pr < 0, 1.0, np.where(pc + pr > 0, -1.0, np.where(towards == 0, 1.0, towards * np.sign(ccw))))
+    theta = sign * ccw + 0.0  # no negative zeros
+    theta[(np.hypot(pc, pr) == 0) | (np.hypot(qc, qr) == 0)] = np.nan
+    return theta
+
+
+# --------------------------------------------------------------------------------------------------
+# The labeller's verdict γ
+
+
+def labeller_verdict(chosen, rejected) -> np.ndarray:
+    """γ: does a feature labeller agree with the human preference? One verdict per pair.
+
+    ``chosen`` and ``rejected`` are label arrays of shape [n_pairs, k] (or DataFrames) whose
+    columns are the target features in priority order: SEAL uses (harmless, helpful), harmless
+    first. The pair is compared lexicographically: the first feature on which the two texts differ
+    decides; "agrees" if chosen has more of it, "disagrees" if rejected has, "indifferent" when all
+    labels are equal.
+
+    The released notebook's second version of this rule compared ``str(np.array([1, 1]))`` (which
+    prints "[1 1]") with "[1, 1]", never matched, and misassigned rows; here labels are compared as
+    numbers.
+
+    Examples
+    --------
+    >>> labeller_verdict([[1, 0], [0, 1], [1, 1]], [[0, 1], [1, 0], [1, 1]]).tolist()
+    ['agrees', 'disagrees', 'indifferent']
+    """
+    c = np.asarray(chosen, dtype=np.float64)
+    r = np.asarray(rejected, dtype=np.float64)
+    if c.ndim == 1:
+        c, r = c[:, None], r[:, None] if r.ndim == 1 else r
+    if c.ndim != 2 or c.shape != r.shape:
+        raise ValueError(f"chosen and rejected must be label arrays of one shape [n_pairs, k], got {c.shape} and {r.shape}")
+    if c.size == 0:
+        raise ValueError("chosen is empty")
+    if np.isnan(c).any() or np.isnan(r).any():
+        raise ValueError("labels contain NaN; a verdict needs every target label")
+    verdict = np.full(len(c), VERDICTS[2], dtype=object)
+    undecided = np.ones(len(c), dtype=bool)
+    for j in range(c.shape[1]):
+        diff = c[:, j] - r[:, j]
+        verdict[undecided & (diff > 0)] = VERDICTS[0]
+        verdict[undecided & (diff < 0)] = VERDICTS[1]
+        undecided &= diff == 0
+    return verdict.astype(str)
+
+
+# --------------------------------------------------------------------------------------------------
+# Drivers of misalignment and robustness to rewrites
+
+
+def misalignment_drivers(pairs: pd.DataFrame, misaligned: str, features: Sequence[str], cluster: str | None = None,
+                         level: float = 0.95) -> pd.DataFrame:
+    """SEAL's "Regression 3": a linear probability model of ``misaligned`` (0/1 per pair) on the
+    chosen text's and the rejected text's features (columns ``chosen_<f>`` and ``rejected_<f>``).
+
+    A positive coefficient on ``rejected_<f>`` means pairs whose rejected text has f are more often
+    misordered. Standard errors as in :func:`feature_imprint` (clustered when ``cluster`` is given,
+    else HC1); the result is indexed ``chosen_<f>``, ``rejected_<f>``.
+    """
+    if isinstance(features, str) or not len(features):
+        raise ValueError("features must be a non-empty list of feature names")
+    columns = [f"{side}_{f}" for side in ("chosen", "rejected") for f in features]
+    return feature_imprint(pairs, misaligned, columns, cluster=cluster, level=level)
+
+
+def flip_columns(pairs: pd.DataFrame, features: Sequence[str], rewritten: str = "rewritten") -> pd.DataFrame:
+    """Feature flips of a rewrite, split by sign, for :func:`robustness_coefficients`.
+
+    For each side s (chosen, rejected) and feature f, Δ = original − rewritten, read from columns
+    ``s_f`` and ``s_{rewritten}_f`` (``chosen_helpful`` and ``chosen_rewritten_helpful``, as
+    :func:`rewardscope.labels.label_pairs` names them). Returns columns ``s_f_plus`` = max(Δ, 0) (the
+    rewrite lowered f) and ``s_f_minus`` = max(−Δ, 0) (the rewrite raised f).
+    """
+    originals = [(side, f) for side in ("chosen", "rejected") for f in features]
+    _columns(pairs, [f"{s}_{f}" for s, f in originals] + [f"{s}_{rewritten}_{f}" for s, f in originals], "flip")
+    out = pd.DataFrame(index=pairs.index)
+    for side, f in originals:
+        delta = pairs[f"{side}_{f}"].astype(float) - pairs[f"{side}_{rewritten}_{f}"].astype(float)
+        out[f"{side}_{f}_plus"] = delta.clip(lower=0)
+        out[f"{side}_{f}_minus"] = (-delta).clip(lower=0)
+    return out
+
+
+def robustness_coefficients(pairs: pd.DataFrame, became_misaligned: str, features: Sequence[str],
+                            rewritten: str = "rewritten", cluster: str | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Robustness scores π^s_±(f): a linear probability model of ``became_misaligned`` (aligned on
+    the original pair, misaligned on the rewritten one) on the feature flips of the rewrite
+    (:func:`flip_columns`).
+
+    π^c_+(sentiment) > 0 says: when rewriting lowered the chosen text's sentiment, the reward model
+    more often lost the pair. Flips that never occur cannot be estimated; their rows are kept with
+    NaN estimates. Column ``n_flips`` counts the pairs with a nonzero flip. Indexed by ``side``,
+    ``feature`` and ``sign`` ("+" lowered, "−" raised).
+    """
+    if isinstance(features, str) or not len(features):
+        raise ValueError("features must be a non-empty list of feature names")
+    _columns(pairs, [became_misaligned], "outcome")
+    flips = flip_columns(pairs, features, rewritten)
+    present = [c for c in flips.columns if flips[c].nunique() > 1]
+    if not present:
+        raise ValueError("no feature flips vary across pairs: the rewrites changed none of the features")
+    frame = flips.assign(_y=pairs[became_misaligned].to_numpy())
+    if cluster is not None:
+        _columns(pairs, [cluster], "cluster")
+        frame["_cluster"] = pairs[cluster].to_numpy()
+    fit = feature_imprint(frame, "_y", present, cluster="_cluster" if cluster is not None else None, level=level)
+    out = fit.reindex(flips.columns)
+    out["n_flips"] = (flips != 0).sum().to_numpy()
+    index = [(side, f, sign) for side in ("chosen", "rejected") for f in features for sign in ("+", "−")]
+    out.index = pd.MultiIndex.from_tuples(index, names=["side", "feature", "sign"])
+    out.attrs.update(fit.attrs)
+    return out
+
+
+def angle_summary(theta, groups) -> pd.DataFrame:
+    """Per group of pairs (and "all"): n, mean and median θ, the share of θ > 0 and a two-sided sign
+    test of "θ > 0 as often as θ < 0" (binomial, zeros dropped). NaN angles are left out."""
+    from scipy.stats import binomtest
+
+    theta = np.asarray(theta, dtype=np.float64)
+    groups = np.asarray(groups)
+    if theta.ndim != 1 or theta.shape != groups.shape:
+        raise ValueError(f"theta and groups must be 1-D of one length, got {theta.shape} and {groups.shape}")
+    keep = ~np.isnan(theta)
+    if not keep.any():
+        raise ValueError("theta has no finite angle")
+    theta, groups = theta[keep], groups[keep]
+    rows = []
+    for key in ["all", *pd.unique(groups)]:
+        sample = theta if key == "all" else theta[groups == key]
+        nonzero = sample[sample != 0]
+        p = binomtest(int((nonzero > 0).sum()), len(nonzero)).pvalue if len(nonzero) else float("nan")
+        rows.append({"group": key, "n": len(sample), "mean": sample.mean(), "median": float(np.median(sample)),
+                     "share positive": (sample > 0).mean(), "sign test p": p})
+    return pd.DataFrame(rows).set_index("group")
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers for the chapter: scoring pairs once per distinct text, interval for a share
+
+
+def score_pairs(rm, pairs: pd.DataFrame, columns: Sequence[str] = ("chosen", "rejected"), **kwargs) -> pd.DataFrame:
+    """Score each distinct (prompt, text) of ``pairs[columns]`` once with ``rm`` (a RewardModel).
+
+    Returns a frame indexed like ``pairs`` with one score column per name in ``columns``. Texts that
+    recur across pairs (the lab pairs every response with up to three others) are scored once.
+    """
+    _columns(pairs, ["prompt", *columns], "pair")
+    if pairs.empty:
+        raise ValueError("pairs is empty")
+    texts = pd.concat([pairs[["prompt", c]].set_axis(["prompt", "text"], axis=1) for c in columns]).drop_duplicates()
+    scores = rm.score(texts["prompt"].tolist(), texts["text"].tolist(), **kwargs)
+    lookup = pd.Series(scores, index=pd.MultiIndex.from_frame(texts))
+    return pd.DataFrame({c: lookup.reindex(pd.MultiIndex.from_frame(pairs[["prompt", c]])).to_numpy() for c in columns},
+                        index=pairs.index)
+
+
+def share_ci(flags, clusters=None, n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(share, low, high): the share of true ``flags`` and a percentile bootstrap interval that
+    resamples whole clusters (e.g. prompts, whose pairs share responses) when ``clusters`` is given."""
+    from .stats import bootstrap_ci
+
+    flags = np.asarray(flags, dtype=np.float64)
+    if flags.ndim != 1 or len(flags) < 2:
+        raise ValueError(f"flags must be 1-D with at least 2 values, got shape {flags.shape}")
+    if clusters is None:
+        return bootstrap_ci(flags, n_resamples=n_resamples, level=level, seed=seed)
+    per = pd.DataFrame({"f": flags, "g": np.asarray(clusters)}).groupby("g")["f"].agg(["sum", "count"]).to_numpy(float)
+    if len(per) < 2:
+        raise ValueError(f"clusters has {len(per)} distinct value(s); a cluster bootstrap needs at least 2")
+    return bootstrap_ci(per, lambda v: v[:, 0].sum() / v[:, 1].sum(), n_resamples=n_resamples, level=level, seed=seed)

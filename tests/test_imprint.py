@@ -1,0 +1,307 @@
+"""SEAL's metrics on planted data and hand-made cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from rewardscope.imprint import (
+    alignment_regimes,
+    alignment_resistance,
+    angle_summary,
+    feature_imprint,
+    labeller_verdict,
+    misalignment_drivers,
+    regime_labels,
+    reward_shift_angle,
+    robustness_coefficients,
+    stack_pairs,
+)
+
+PLANTED = {"helpful": 1.2, "harmless": 2.0, "sentiment": 0.5, "length": -0.3}
+
+
+def _planted_frame(n_pairs=600, seed=0):
+    """Two texts per pair; a shared pair effect makes the residuals correlated within pairs."""
+    rng = np.random.default_rng(seed)
+    n = 2 * n_pairs
+    frame = pd.DataFrame({
+        "pair": np.repeat(np.arange(n_pairs), 2),
+        "helpful": rng.integers(0, 2, n),
+        "harmless": rng.integers(0, 2, n),
+        "sentiment": rng.integers(-1, 2, n),
+        "length": rng.normal(3, 1, n),
+    })
+    pair_effect = np.repeat(rng.normal(0, 1.0, n_pairs), 2)
+    frame["reward"] = 0.7 + sum(b * frame[f] for f, b in PLANTED.items()) + pair_effect + rng.normal(0, 0.5, n)
+    return frame
+
+
+def test_imprint_recovers_planted_coefficients():
+    fit = feature_imprint(_planted_frame(), "reward", list(PLANTED), cluster="pair")
+    assert list(fit.index) == list(PLANTED)
+    for feature, beta in PLANTED.items():
+        assert abs(fit.loc[feature, "coef"] - beta) < 4 * fit.loc[feature, "se"], feature
+        assert fit.loc[feature, "ci_low"] < beta < fit.loc[feature, "ci_high"], feature
+    assert fit.attrs["n"] == 1200 and fit.attrs["n_clusters"] == 600 and fit.attrs["cov_type"] == "cluster"
+    assert abs(fit.attrs["intercept"] - 0.7) < 0.3
+
+
+def test_imprint_standard_errors_equal_statsmodels_and_the_cluster_sandwich():
+    frame = _planted_frame(n_pairs=300, seed=1)
+    features = list(PLANTED)
+    fit = feature_imprint(frame, "reward", features, cluster="pair")
+
+    X = sm.add_constant(frame[features].to_numpy(float))
+    y = frame["reward"].to_numpy()
+    direct = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": frame["pair"].to_numpy()})
+    np.testing.assert_allclose(fit["coef"], direct.params[1:], rtol=1e-10)
+    np.testing.assert_allclose(fit["se"], direct.bse[1:], rtol=1e-10)
+    np.testing.assert_allclose(fit["p"], direct.pvalues[1:], rtol=1e-8)
+
+    # the Liang–Zeger sandwich by hand, with statsmodels' small-sample factor G/(G-1) (N-1)/(N-K)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    u = y - X @ beta
+    bread = np.linalg.inv(X.T @ X)
+    meat = sum(np.outer(X[g].T @ u[g], X[g].T @ u[g]) for g in np.split(np.arange(len(y)), 300))
+    n, k, groups = X.shape[0], X.shape[1], 300
+    cov = groups / (groups - 1) * (n - 1) / (n - k) * bread @ meat @ bread
+    np.testing.assert_allclose(fit["se"], np.sqrt(np.diag(cov))[1:], rtol=1e-8)
+
+
+def test_clustering_matters_and_bonferroni_counts_only_the_features():
+    frame = _planted_frame(n_pairs=300, seed=2)
+    # a pair-level feature: both texts of a pair share it, so its effective sample is the pairs
+    frame["topic"] = np.repeat(np.random.default_rng(5).integers(0, 2, 300), 2)
+    clustered = feature_imprint(frame, "reward", [*PLANTED, "topic"], cluster="pair")
+    robust = feature_imprint(frame, "reward", [*PLANTED, "topic"])
+    assert robust.attrs["cov_type"] == "HC1"
+    assert clustered.loc["topic", "se"] > 1.2 * robust.loc["topic", "se"]
+    np.testing.assert_allclose(clustered["p_adj"], np.minimum(1, clustered["p"] * 5))
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda f: f.drop(columns="length"), r"feature column\(s\) \['length'\] not in frame"),
+    (lambda f: f.assign(harmless=1), r"feature\(s\) \['harmless'\] are constant"),
+    (lambda f: f.assign(reward=f["reward"].where(f.index != 3)), r"\['reward'\] contain NaN"),
+    (lambda f: f.head(5), "5 rows cannot fit 4 features"),
+    (lambda f: f.assign(length=2 * f["helpful"]), "collinear"),
+    (lambda f: f.assign(sentiment=f["sentiment"].astype(str)), "'sentiment' must be numeric"),
+    (lambda f: f.assign(pair=0), "single group"),
+])
+def test_imprint_fails_early_with_one_clear_line(mutate, match):
+    with pytest.raises(ValueError, match=match):
+        feature_imprint(mutate(_planted_frame(50)), "reward", list(PLANTED), cluster="pair")
+
+
+def test_imprint_rejects_bad_arguments():
+    frame = _planted_frame(50)
+    with pytest.raises(ValueError, match="cluster column"):
+        feature_imprint(frame, "reward", list(PLANTED), cluster="row")
+    with pytest.raises(ValueError, match="non-empty list"):
+        feature_imprint(frame, "reward", [])
+    with pytest.raises(ValueError, match="also listed in features"):
+        feature_imprint(frame, "reward", ["reward", "helpful"])
+
+
+def test_stack_pairs_gives_two_rows_per_pair():
+    pairs = pd.DataFrame({"pair": [0, 1], "chosen_x": [1, 2], "rejected_x": [3, 4]})
+    stacked = stack_pairs(pairs, ["x"], keep=["pair"])
+    assert stacked.to_dict("list") == {"pair": [0, 1, 0, 1], "role": ["chosen", "chosen", "rejected", "rejected"],
+                                       "x": [1, 2, 3, 4]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Regimes and resistance
+
+# pre (chosen, rejected), post (chosen, rejected); ties count as misaligned
+HAND = [((2, 1), (3, 1), "stayed_aligned"),
+        ((1, 1), (2, 1), "got_aligned"),        # a tie before: not aligned
+        ((0, 1), (1, 0), "got_aligned"),
+        ((0, 1), (0, 2), "resisted"),
+        ((0, 1), (1, 1), "resisted"),           # a tie after
+        ((5, 1), (1, 5), "reversed"),
+        ((1, 0), (0, 0), "reversed"),
+        ((-1, -2), (-1, -3), "stayed_aligned")]
+
+
+def _hand_arrays():
+    pre = np.array([h[0] for h in HAND], float)
+    post = np.array([h[1] for h in HAND], float)
+    return pre[:, 0], pre[:, 1], post[:, 0], post[:, 1]
+
+
+def test_regimes_count_exactly_on_a_hand_made_case():
+    assert regime_labels(*_hand_arrays()).tolist() == [h[2] for h in HAND]
+    assert alignment_regimes(*_hand_arrays()) == {"stayed_aligned": 2, "got_aligned": 2, "resisted": 2, "reversed": 2}
+
+
+def test_resistance_is_the_share_the_post_model_gets_wrong():
+    res = alignment_resistance(*_hand_arrays()[2:], *_hand_arrays()[:2])
+    assert res["n"] == 8 and res["resistance"] == 0.5
+    assert res["resisted"] == 0.25 and res["reversed"] == 0.25 and res["resisted_of_misaligned"] == 0.5
+    assert alignment_resistance([1, 0], [0, 0]) == {"n": 2, "resistance": 0.5}
+
+
+def test_regimes_refuse_misaligned_indexes_and_bad_lengths():
+    pc, pr, qc, qr = (pd.Series(a) for a in _hand_arrays())
+    assert alignment_regimes(pc, pr, qc, qr)["reversed"] == 2  # same index: fine
+    with pytest.raises(ValueError, match="post_chosen has a different index from pre_chosen; join"):
+        alignment_regimes(pc, pr, qc.sample(frac=1, random_state=0), qr)
+    with pytest.raises(ValueError, match="post_rejected has 2 values but the first input has 8"):
+        alignment_regimes(pc, pr, qc, [0, 1])
+    with pytest.raises(ValueError, match="pre_rejected contains NaN at position 1"):
+        alignment_regimes([1, 2], [0, np.nan], [1, 2], [0, 0])
+    with pytest.raises(ValueError, match="empty"):
+        alignment_regimes([], [], [], [])
+    with pytest.raises(ValueError, match="both pre_chosen and pre_rejected"):
+        alignment_resistance([1], [0], pre_chosen=[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Reward-shift angle
+
+
+def test_shift_angle_on_hand_made_vectors():
+    cases = [  # pre (c, r), post (c, r), θ
+        ((1, 1), (1, 0), 45.0),       # positive quadrant: clockwise is towards chosen > rejected
+        ((-1, -1), (0, -1), 45.0),    # negative quadrant: counter-clockwise is
+        ((1, 0), (1, 1), -45.0),
+        ((2, 1), (4, 2), 0.0),        # parallel: arccos gave NaN here
+        ((-3, -3), (-3, -4), np.degrees(np.arctan2(1, 7))),
+        ((1, -1), (-1, 1), 180.0),    # c + r = 0: half a turn
+        ((0, 0), (1, 0), np.nan),     # zero vector: undefined
+    ]
+    pre = np.array([c[0] for c in cases], float)
+    post = np.array([c[1] for c in cases], float)
+    theta = reward_shift_angle(pre[:, 0], pre[:, 1], post[:, 0], post[:, 1])
+    np.testing.assert_allclose(np.abs(theta), np.abs([c[2] for c in cases]), atol=1e-9)
+    np.testing.assert_array_equal(np.sign(theta[:5]), np.sign([c[2] for c in cases[:5]]))
+
+
+def test_shift_angle_sign_means_towards_alignment_in_every_quadrant():
+    rng = np.random.default_rng(0)
+    pre = rng.normal(0, 3, (500, 2))
+    post = pre + rng.normal(0, 0.3, (500, 2))  # small rotations
+    theta = reward_shift_angle(pre[:, 0], pre[:, 1], post[:, 0], post[:, 1])
+    norm_margin = lambda v: (v[:, 0] - v[:, 1]) / np.hypot(v[:, 0], v[:, 1])
+    gain = norm_margin(post) - norm_margin(pre)
+    # within a half-plane c + r > 0 or < 0 the normalised margin (c - r)/|v| is monotone in the angle,
+    # so θ > 0 exactly when the post vector is more aligned (crossing c + r = 0 passes the extreme)
+    same_side = np.sign(pre.sum(1)) == np.sign(post.sum(1))
+    assert same_side.mean() > 0.9
+    np.testing.assert_array_equal(np.sign(theta[same_side]), np.sign(gain[same_side]))
+    back = reward_shift_angle(post[:, 0], post[:, 1], pre[:, 0], pre[:, 1])
+    np.testing.assert_allclose(back[same_side], -theta[same_side], atol=1e-9)
+
+
+def test_angle_summary_by_regime():
+    summary = angle_summary([10.0, 20.0, -5.0, np.nan], ["a", "a", "b", "b"])
+    assert summary.loc["all", "n"] == 3 and summary.loc["a", "mean"] == 15.0
+    assert summary.loc["b", "share positive"] == 0.0
+    with pytest.raises(ValueError, match="one length"):
+        angle_summary([1.0], ["a", "b"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The labeller's verdict γ
+
+
+def test_verdict_is_lexicographic_harmless_first():
+    # columns (harmless, helpful) of chosen and of rejected
+    chosen = [[1, 1], [1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1], [0, 0]]
+    rejected = [[1, 0], [0, 1], [1, 0], [1, 1], [0, 1], [1, 1], [0, 0], [0, 0]]
+    expected = ["agrees", "agrees", "disagrees", "indifferent", "disagrees", "disagrees", "agrees", "indifferent"]
+    assert labeller_verdict(chosen, rejected).tolist() == expected
+    frame_c = pd.DataFrame(chosen, columns=["harmless", "helpful"])
+    frame_r = pd.DataFrame(rejected, columns=["harmless", "helpful"])
+    assert labeller_verdict(frame_c, frame_r).tolist() == expected
+    # the released notebook's rule: str(np.array) never equals "[1, 1]", so (1,1) vs (1,0) was not "agrees"
+    assert str(np.array([1, 1])) != "[1, 1]"
+
+
+def test_verdict_rejects_bad_labels():
+    with pytest.raises(ValueError, match="one shape"):
+        labeller_verdict([[1, 0]], [[1, 0, 1]])
+    with pytest.raises(ValueError, match="NaN"):
+        labeller_verdict([[1, np.nan]], [[1, 0]])
+
+
+# --------------------------------------------------------------------------------------------------
+# Drivers and robustness
+
+
+def test_misalignment_drivers_recover_a_planted_linear_probability_model():
+    rng = np.random.default_rng(3)
+    n = 4000
+    pairs = pd.DataFrame({f"{s}_{f}": rng.integers(0, 2, n) for s in ("chosen", "rejected") for f in ("refusal", "helpful")})
+    pairs["prompt"] = rng.integers(0, 1000, n)
+    p = 0.2 + 0.15 * pairs["rejected_refusal"] - 0.1 * pairs["chosen_helpful"]
+    pairs["misaligned"] = (rng.random(n) < p).astype(int)
+    fit = misalignment_drivers(pairs, "misaligned", ["refusal", "helpful"], cluster="prompt")
+    assert list(fit.index) == ["chosen_refusal", "chosen_helpful", "rejected_refusal", "rejected_helpful"]
+    assert abs(fit.loc["rejected_refusal", "coef"] - 0.15) < 0.05
+    assert abs(fit.loc["chosen_helpful", "coef"] + 0.10) < 0.05
+    assert fit.loc["rejected_helpful", "p_adj"] > 0.01
+    with pytest.raises(ValueError, match=r"\['chosen_eloquent', 'rejected_eloquent'\] not in frame"):
+        misalignment_drivers(pairs, "misaligned", ["eloquent"])
+
+
+def test_robustness_coefficients_on_planted_flips():
+    rng = np.random.default_rng(4)
+    n = 3000
+    pairs = pd.DataFrame({"chosen_sentiment": rng.integers(-1, 2, n), "rejected_sentiment": rng.integers(-1, 2, n),
+                          "chosen_coherent": np.ones(n, int), "rejected_coherent": np.ones(n, int)})
+    flip = rng.random(n) < 0.3
+    pairs["chosen_rewritten_sentiment"] = np.where(flip, pairs["chosen_sentiment"] - 1, pairs["chosen_sentiment"])
+    pairs["rejected_rewritten_sentiment"] = pairs["rejected_sentiment"]
+    pairs["chosen_rewritten_coherent"] = 1
+    pairs["rejected_rewritten_coherent"] = 1
+    pairs["became"] = (rng.random(n) < 0.05 + 0.2 * flip).astype(int)  # lowering chosen sentiment hurts
+    pi = robustness_coefficients(pairs, "became", ["sentiment", "coherent"])
+    assert abs(pi.loc[("chosen", "sentiment", "+"), "coef"] - 0.2) < 0.05
+    assert pi.loc[("chosen", "sentiment", "+"), "n_flips"] == flip.sum()
+    assert np.isnan(pi.loc[("chosen", "coherent", "+"), "coef"]) and pi.loc[("chosen", "coherent", "+"), "n_flips"] == 0
+    no_flip = pairs.assign(chosen_rewritten_sentiment=pairs["chosen_sentiment"])
+    with pytest.raises(ValueError, match="changed none of the features"):
+        robustness_coefficients(no_flip, "became", ["sentiment", "coherent"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter helpers
+
+
+def test_score_pairs_scores_each_distinct_text_once():
+    from rewardscope import load_reward_model
+    from rewardscope.imprint import score_pairs
+    from rewardscope.labels import label_pairs
+
+    rm = load_reward_model("vader-compound")
+    calls = []
+    original = rm._score
+    rm._score = lambda p, r, b, g: calls.append(len(r)) or original(p, r, b, g)
+    pairs = pd.DataFrame({"prompt": ["q", "q", "q2"], "chosen": ["I love it", "I love it", "Great"],
+                          "rejected": ["I hate it", "a table", "I love it"]}, index=[10, 11, 12])
+    scores = score_pairs(rm, pairs)
+    assert calls == [5] and list(scores.index) == [10, 11, 12]  # ("q2", "I love it") differs from ("q", "I love it")
+    np.testing.assert_allclose(scores["chosen"], rm.score(pairs["prompt"], pairs["chosen"]))
+    np.testing.assert_allclose(scores["rejected"], rm.score(pairs["prompt"], pairs["rejected"]))
+    labelled = label_pairs(pairs, ["sentiment", "refusal"])
+    assert labelled["chosen_sentiment"].tolist() == [1, 1, 1] and labelled["rejected_sentiment"].tolist() == [-1, 0, 1]
+    with pytest.raises(ValueError, match="pairs is empty"):
+        score_pairs(rm, pairs.iloc[:0])
+
+
+def test_share_ci_resamples_clusters():
+    from rewardscope.imprint import share_ci
+
+    flags = np.r_[np.ones(50), np.zeros(50)]
+    share, lo, hi = share_ci(flags, n_resamples=500)
+    assert share == 0.5 and lo < 0.5 < hi
+    # ten clusters that are all-or-nothing: the clustered interval is much wider
+    _, clo, chi = share_ci(flags, clusters=np.repeat(np.arange(10), 10), n_resamples=500)
+    assert chi - clo > 2 * (hi - lo)
+    with pytest.raises(ValueError, match="at least 2"):
+        share_ci([1.0])
+    with pytest.raises(ValueError, match="clusters has 1 distinct value"):
+        share_ci([1.0, 0.0], clusters=[3, 3])
