@@ -1,0 +1,280 @@
+"""Vocabulary sweeps: the shared-prefix fast path against full forwards, ids without round trips, resume, shards."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rewardscope import load_reward_model, sweep
+from rewardscope.sweep import (
+    PROMPTS,
+    decode_reencode_comparison,
+    rank_agreement,
+    response_slot,
+    roundtrip_ids,
+    vocabulary_sweep,
+)
+
+PROMPT = PROMPTS["greatest"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_reward_model("tiny-llama-rm")
+
+
+def _full_score(rm, ids: list[int]) -> float:
+    """The RM's own output on one unpadded sequence (a batch of one pools its last position)."""
+    pad = rm.model.config.pad_token_id
+    rm.model.config.pad_token_id = None
+    try:
+        with torch.no_grad():
+            return rm.model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+    finally:
+        rm.model.config.pad_token_id = pad
+
+
+def _by_hand(rm, prompt: str, token_id: int) -> list[int]:
+    """The tiny template's ids written out by hand: one BOS, the turns, the token id, the end of turn."""
+    tok = rm.tokenizer
+    head = tok(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False).input_ids
+    return [tok.bos_token_id, *head, token_id, *tok("<|im_end|>\n", add_special_tokens=False).input_ids]
+
+
+def test_prefix_equals_naive_on_the_whole_tiny_vocabulary(tiny):
+    prefix = vocabulary_sweep(tiny, PROMPT, method="prefix", batch_size=100, cache=False)
+    naive = vocabulary_sweep(tiny, PROMPT, method="naive", cache=False)
+    assert len(prefix) == len(tiny.tokenizer) and list(prefix.columns) == ["token_id", "token", "score"]
+    np.testing.assert_array_equal(prefix["token_id"], np.arange(len(tiny.tokenizer)))
+    np.testing.assert_allclose(prefix["score"], naive["score"], atol=1e-4, rtol=0)
+    spread = naive["score"].std()  # the agreement is not between (near) constants
+    assert spread > 5e-3 and np.abs(prefix["score"] - naive["score"]).max() < 1e-3 * spread
+    for t in (5, 300, 1000):
+        assert prefix["score"][t] == pytest.approx(_full_score(tiny, _by_hand(tiny, PROMPT, t)), abs=1e-4)
+
+
+def test_one_bos_and_scores_by_id_where_decode_reencode_differs(tiny):
+    tok = tiny.tokenizer
+    slot = response_slot(tiny, PROMPT)
+    assert slot.prefix[0] == tok.bos_token_id and slot.prefix[1] != tok.bos_token_id
+    assert list(slot.ids(7)) == _by_hand(tiny, PROMPT, 7)
+    # a lone UTF-8 lead byte decodes to U+FFFD, which re-encodes as three other ids
+    t = tok.convert_tokens_to_ids("Ã")
+    assert tok(tok.decode([t]), add_special_tokens=False).input_ids != [t]
+    trip = roundtrip_ids(tiny, PROMPT, t)
+    assert trip[:2] == [tok.bos_token_id] * 2  # the original pipeline's double BOS
+    score = vocabulary_sweep(tiny, PROMPT, token_ids=[t], cache=False)["score"][0]
+    assert score == pytest.approx(_full_score(tiny, _by_hand(tiny, PROMPT, t)), abs=1e-4)
+    assert abs(score - _full_score(tiny, trip)) > 1e-3
+
+
+def test_a_candidate_equal_to_the_pad_id_is_scored_at_its_last_position(tiny):
+    tok = tiny.tokenizer
+    slot = response_slot(tiny, PROMPT)
+    pad = tok.pad_token_id
+    reference = _full_score(tiny, _by_hand(tiny, PROMPT, pad))
+    old = tiny.model.config.pad_token_id
+    try:
+        for config_pad in (pad, slot.suffix[-1]):  # even a pad id that the suffix ends with cannot move the pooling
+            tiny.model.config.pad_token_id = config_pad
+            for method in ("prefix", "naive"):
+                got = vocabulary_sweep(tiny, PROMPT, token_ids=[pad, 9], method=method, cache=False)
+                assert got["score"][0] == pytest.approx(reference, abs=1e-4)
+    finally:
+        tiny.model.config.pad_token_id = old
+
+
+def test_encoders_fall_back_to_full_scoring():
+    rm = load_reward_model("tiny-bert-rm")
+    tok = rm.tokenizer
+    words = [t for t in tok.convert_ids_to_tokens(range(200, 400)) if t.isalpha()][:6]
+    ids = tok.convert_tokens_to_ids(words)
+    frame = vocabulary_sweep(rm, PROMPT, token_ids=ids, method="prefix", cache=False)
+    assert frame.attrs["method"] == "naive"
+    np.testing.assert_allclose(frame["score"], rm.score([PROMPT] * len(words), words), atol=1e-5)
+
+
+def test_bfloat16_stays_close_and_is_reported(tiny):
+    full = vocabulary_sweep(tiny, PROMPT, token_ids=range(64), cache=False)
+    half = vocabulary_sweep(tiny, PROMPT, token_ids=range(64), dtype="bfloat16", cache=False)
+    assert half.attrs["dtype"] == "bfloat16" and full.attrs["dtype"] == "float32"
+    np.testing.assert_allclose(half["score"], full["score"], atol=0.05)
+    assert next(tiny.model.parameters()).dtype == torch.float32  # the RM itself is not converted
+
+
+def test_interrupted_sweep_resumes_from_finished_chunks(tiny, fresh_cache, monkeypatch):
+    reference = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), cache=False)
+    calls = []
+    real = sweep._score_block
+
+    def flaky(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "_score_block", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        vocabulary_sweep(tiny, PROMPT, token_ids=range(300), chunk_size=64)
+    assert calls == [64, 64]
+    monkeypatch.setattr(sweep, "_score_block", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
+    resumed = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), chunk_size=64)
+    assert calls == [64, 64, 64, 64, 44]  # only the three unfinished chunks
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=False, atol=1e-6)
+    assert not any(p.name.endswith(".parts") for p in Path(resumed.attrs["cache"]).parent.iterdir())
+    again = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), chunk_size=64)
+    assert len(calls) == 5 and again["score"].equals(resumed["score"])  # a cache hit computes nothing
+    naive = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), method="naive", chunk_size=64)
+    assert len(calls) == 10 and naive.attrs["cache"] != resumed.attrs["cache"]  # methods are cached apart
+
+
+def test_decode_reencode_comparison_on_the_tiny_rm(tiny):
+    frame, summary = decode_reencode_comparison(tiny, PROMPT, token_ids=range(400), top=20)
+    assert summary["n"] == 400 and summary["double_bos_fraction"] == 1.0  # template BOS + tokenizer BOS
+    assert 0 < summary["changed_fraction"] < 1
+    by_id = vocabulary_sweep(tiny, PROMPT, token_ids=range(400))
+    np.testing.assert_allclose(frame["score"], by_id["score"])
+    t = 123
+    assert frame["score_roundtrip"][t] == pytest.approx(_full_score(tiny, roundtrip_ids(tiny, PROMPT, t)), abs=1e-4)
+    assert -1 <= summary["spearman"] < 1 and 0 <= summary["top_overlap"] <= 1
+
+
+def test_rank_agreement_on_planted_orders():
+    x = np.arange(50.0)
+    same = rank_agreement(x, 2 * x + 1, top=5)
+    assert same == pytest.approx({"spearman": 1.0, "kendall": 1.0, "top_overlap": 1.0, "bottom_overlap": 1.0})
+    flipped = rank_agreement(x, -x, top=5)
+    assert flipped["spearman"] == pytest.approx(-1.0) and flipped["top_overlap"] == 0.0
+    with pytest.raises(ValueError, match="top must be"):
+        rank_agreement(x, x, top=0)
+    with pytest.raises(ValueError, match="equally long"):
+        rank_agreement(x, x[:3])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"prompt": ""}, "prompt must be a non-empty string"),
+    ({"prompt": "   "}, "prompt must be a non-empty string"),
+    ({"prompt": None}, "prompt must be a non-empty string"),
+    ({"token_ids": []}, "token_ids must be a non-empty"),
+    ({"token_ids": [-1]}, r"token_ids must lie in \[0, "),
+    ({"token_ids": [10**6]}, r"token_ids must lie in \[0, "),
+    ({"token_ids": [1.5]}, "token_ids must be ints"),
+    ({"token_ids": "abc"}, "token_ids must be a sequence of ints"),
+    ({"token_ids": [3, 3]}, "duplicates"),
+    ({"method": "fast"}, "method must be one of prefix, naive"),
+    ({"batch_size": 0}, "batch_size must be a positive int"),
+    ({"dtype": "int8"}, "dtype must be one of"),
+])
+def test_bad_input_fails_before_compute(tiny, kwargs, match):
+    args = {"prompt": PROMPT, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        vocabulary_sweep(tiny, args.pop("prompt"), cache=False, **args)
+
+
+def test_rm_without_chat_template_or_vocabulary_fails_early():
+    rm = load_reward_model("tiny-llama-rm")
+    rm.tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="has no chat template"):
+        vocabulary_sweep(rm, PROMPT, cache=False)
+    with pytest.raises(ValueError, match="rm must be a Hugging Face reward model"):
+        vocabulary_sweep(load_reward_model("afinn"), PROMPT)
+
+
+@pytest.mark.slow
+def test_prefix_equals_naive_on_smollm2_weights():
+    rm = load_reward_model("smollm2-135m-instruct", allow_random_head=True)
+    rng = np.random.default_rng(0)
+    tok = rm.tokenizer
+    ids = np.unique(np.concatenate([[tok.pad_token_id, tok.eos_token_id, tok.bos_token_id, rm.pad_id],
+                                    rng.choice(len(tok), 92, replace=False)]))
+    prefix = vocabulary_sweep(rm, PROMPT, token_ids=ids, method="prefix", batch_size=64, cache=False)
+    naive = vocabulary_sweep(rm, PROMPT, token_ids=ids, method="naive", cache=False)
+    assert len(response_slot(rm, PROMPT).suffix) == 2  # <|im_end|> "\n": 3 tokens per candidate instead of 45
+    np.testing.assert_allclose(prefix["score"], naive["score"], atol=1e-4, rtol=0)
+    spread = naive["score"].std()
+    assert spread > 5e-3 and np.abs(prefix["score"] - naive["score"]).max() < 1e-2 * spread
+
+
+# -- the paper's statistics on planted sweeps (pure pandas/statsmodels) --------------------------------
+
+def _long(rm: str, prompt: str, tokens: list[str], scores) -> pd.DataFrame:
+    return pd.DataFrame({"rm": rm, "prompt": prompt, "token_id": np.arange(len(tokens)), "token": tokens,
+                         "score": np.asarray(scores, dtype=float)})
+
+
+def test_shared_vocabulary_intersects_strings_and_drops_duplicates():
+    sweeps = pd.concat([_long("a", "p", ["x", "y", "z", "\ufffd", "\ufffd"], [1, 2, 3, 4, 5]),
+                        _long("b", "p", ["y", "x", "w", "\ufffd"], [20, 10, 30, 40]),
+                        _long("b", "q", ["x"], [0])])
+    wide = sweep.shared_vocabulary(sweeps, "p")
+    assert list(wide.columns) == ["a", "b"] and sorted(wide.index) == ["x", "y"]  # "z"/"w" unshared, U+FFFD duplicated
+    assert wide.loc["y"].tolist() == [2.0, 20.0]
+    with pytest.raises(ValueError, match="prompt 'r' is not in sweeps"):
+        sweep.shared_vocabulary(sweeps, "r")
+
+
+def test_agreement_matrix_and_mds_recover_planted_structure():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=500)
+    wide = pd.DataFrame({"a": base, "a2": base + 0.1 * rng.normal(size=500), "flip": -base,
+                         "noise": rng.normal(size=500)})
+    tau = sweep.agreement_matrix(wide)
+    assert tau.loc["a", "flip"] == pytest.approx(-1) and tau.loc["a", "a2"] > 0.8 and abs(tau.loc["a", "noise"]) < 0.1
+    rho = sweep.agreement_matrix(wide, method="spearman")
+    assert rho.loc["a", "a2"] > tau.loc["a", "a2"]  # ρ exceeds τ for a monotone noisy relation
+    xy = sweep.mds_map(tau)
+    dist = lambda u, v: float(np.hypot(*(xy.loc[u] - xy.loc[v])))
+    assert dist("a", "a2") < dist("a", "noise") < dist("a", "flip")
+    with pytest.raises(ValueError, match="method must be"):
+        sweep.agreement_matrix(wide, method="pearson")
+
+
+def test_score_moments_match_a_planted_exponential():
+    wide = pd.DataFrame({"exp": np.random.default_rng(1).exponential(size=4000)})
+    row = sweep.score_moments(wide, n_resamples=200).loc["exp"]
+    assert row["mean"] == pytest.approx(1, abs=0.05) and row["skew_low"] < 2 < row["skew_high"]
+
+
+def test_valence_and_frequency_slopes_recover_planted_coefficients():
+    from wordfreq import word_frequency
+
+    lexicon = sweep.afinn_lexicon()
+    assert lexicon["love"] == 3 and all(" " not in w for w in lexicon)
+    words = [w for w in lexicon if word_frequency(w, "en") > 0][:600]
+    value = np.array([lexicon[w] for w in words])
+    log_freq = np.log(np.array([word_frequency(w, "en") for w in words]) * 1e6)
+    noise = np.random.default_rng(2).normal(scale=0.05, size=len(words))
+    slope = np.where(value > 0, 0.5, 0.1)  # steeper for positive words: the framing asymmetry
+    score = slope * value + 0.3 * log_freq + noise
+    tokens = [" " + w if i % 7 == 0 else w for i, w in enumerate(words)]  # some with a leading space
+    joined = sweep.lexicon_join(_long("rm", "p", tokens, score), lexicon)
+    assert len(joined) == sum(not t.startswith(" ") for t in tokens)  # the paper's join: no trimming
+    assert len(sweep.lexicon_join(_long("rm", "p", tokens, score), lexicon, strip=True)) == len(tokens)
+    bias = sweep.frequency_bias(joined).iloc[0]
+    assert bias["low"] < bias["slope"] < bias["high"] and bias["raw_slope"] == pytest.approx(0.3, abs=0.05)
+    no_freq = sweep.lexicon_join(_long("rm", "p", words, slope * value + noise), lexicon)
+    slopes = sweep.valence_slopes(no_freq).set_index("valence")["slope"]
+    assert slopes["positive"] / slopes["negative"] == pytest.approx(5, rel=0.15)
+
+
+def test_identity_ranks_are_percentiles_within_each_sweep():
+    sweeps = _long("rm", "p", ["women", " Women", "table", "chair", "gay"], [0.0, 1.0, 2.0, 3.0, 4.0])
+    ranks = sweep.identity_ranks(sweeps).set_index("token")
+    assert ranks.loc[" Women", "term"] == "women" and ranks.loc["gay", "percentile"] == 100
+    assert ranks.loc["women", "percentile"] == 20 and "table" not in ranks.index
+    with pytest.raises(ValueError, match="sweeps must be a DataFrame"):
+        sweep.identity_ranks(pd.DataFrame({"x": [1]}))
+
+
+def test_probe_token_ids_find_words_with_and_without_a_space(tiny):
+    tok = tiny.tokenizer
+    words = {"the", "you"}
+    ids = sweep.probe_token_ids(tiny, words, n_random=5, seed=1)
+    decoded = tok.batch_decode([[int(i)] for i in ids])
+    hits = [d for d in decoded if d.strip().lower() in words]
+    assert {h.strip().lower() for h in hits} == words and any(h.startswith(" ") for h in hits)
+    assert len(ids) == len(hits) + 5 and np.all(np.diff(ids) > 0)
+    with pytest.raises(ValueError, match="n_random must be"):
+        sweep.probe_token_ids(tiny, words, n_random=-1)
