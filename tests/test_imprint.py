@@ -286,6 +286,12 @@ def test_score_pairs_scores_each_distinct_text_once():
     assert calls == [5] and list(scores.index) == [10, 11, 12]  # ("q2", "I love it") differs from ("q", "I love it")
     np.testing.assert_allclose(scores["chosen"], rm.score(pairs["prompt"], pairs["chosen"]))
     np.testing.assert_allclose(scores["rejected"], rm.score(pairs["prompt"], pairs["rejected"]))
+    cache = {}
+    calls.clear()
+    score_pairs(rm, pairs.head(1), cache=cache)
+    again = score_pairs(rm, pairs, cache=cache)
+    assert calls == [2, 3] and len(cache) == 5  # the second call scored only the 3 texts not cached
+    pd.testing.assert_frame_equal(again, scores)
     labelled = label_pairs(pairs, ["sentiment", "refusal"])
     assert labelled["chosen_sentiment"].tolist() == [1, 1, 1] and labelled["rejected_sentiment"].tolist() == [-1, 0, 1]
     with pytest.raises(ValueError, match="pairs is empty"):

@@ -114,6 +114,7 @@ def test_rewrite_pairs_filters_by_similarity():
     assert out["chosen_similarity"].tolist() == [0.0, 1.0, 1.0]
     flipped = rewrite_pairs(pairs.assign(chosen=["good", "bad", "meh"]), "flip", min_similarity=None, embedder=embed)
     assert flipped["kept"].tolist() == [True, True, False]
+    assert np.isnan(flipped["chosen_similarity"][0]) and flipped["chosen_similarity"][2] == 1.0  # no filter, no embedding
     with pytest.raises(ValueError, match="unknown rewrite kind 'synonym'; kinds: paraphrase, flip"):
         rewrite_pairs(pairs, "synonym", embedder=embed)
     with pytest.raises(ValueError, match=r"no column\(s\) \['rejected'\]"):
@@ -131,3 +132,13 @@ def test_label_pairs_uses_precomputed_target_scores():
         labels.label_pairs(pairs, ["helpful"], scores=scores.iloc[:2])
     with pytest.raises(ValueError, match="'helpfulness' and 'toxicity' columns, got \\['gold'\\]"):
         labels.label_pairs(pairs, ["helpful"], scores=scores.rename(columns={"toxicity": "gold"}))
+
+
+def test_label_pairs_reuses_its_cache():
+    pairs = pd.DataFrame({"prompt": ["q"], "chosen": ["I love it."], "rejected": ["I hate it."]})
+    cache = {}
+    labels.label_pairs(pairs, ["sentiment"], cache=cache)
+    assert cache == {("q", "I love it."): {"sentiment": 1}, ("q", "I hate it."): {"sentiment": -1}}
+    cache[("q", "I hate it.")]["sentiment"] = 7  # a cached label is used as is
+    assert labels.label_pairs(pairs, ["sentiment"], cache=cache)["rejected_sentiment"].tolist() == [7]
+    assert labels.label_pairs(pairs, ["sentiment", "refusal"], cache=cache)["rejected_refusal"].tolist() == [0]

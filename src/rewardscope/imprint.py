@@ -394,20 +394,27 @@ def angle_summary(theta, groups) -> pd.DataFrame:
 # Helpers for the chapter: scoring pairs once per distinct text, interval for a share
 
 
-def score_pairs(rm, pairs: pd.DataFrame, columns: Sequence[str] = ("chosen", "rejected"), **kwargs) -> pd.DataFrame:
+def score_pairs(rm, pairs: pd.DataFrame, columns: Sequence[str] = ("chosen", "rejected"), cache: dict | None = None,
+                **kwargs) -> pd.DataFrame:
     """Score each distinct (prompt, text) of ``pairs[columns]`` once with ``rm`` (a RewardModel).
 
     Returns a frame indexed like ``pairs`` with one score column per name in ``columns``. Texts that
     recur across pairs (the lab pairs every response with up to three others) are scored once.
+    ``cache``, a dict {(prompt, text): score} kept by the caller for one reward model, is read and
+    filled in, so texts scored before (e.g. the parts of a pair a rewrite left unchanged) are not
+    scored again. ``kwargs`` go to ``rm.score``.
     """
     _columns(pairs, ["prompt", *columns], "pair")
     if pairs.empty:
         raise ValueError("pairs is empty")
-    texts = pd.concat([pairs[["prompt", c]].set_axis(["prompt", "text"], axis=1) for c in columns]).drop_duplicates()
-    scores = rm.score(texts["prompt"].tolist(), texts["text"].tolist(), **kwargs)
-    lookup = pd.Series(scores, index=pd.MultiIndex.from_frame(texts))
-    return pd.DataFrame({c: lookup.reindex(pd.MultiIndex.from_frame(pairs[["prompt", c]])).to_numpy() for c in columns},
-                        index=pairs.index)
+    cache = {} if cache is None else cache
+    keys = list(dict.fromkeys(k for c in columns for k in zip(pairs["prompt"], pairs[c])))
+    new = [k for k in keys if k not in cache]
+    if new:
+        scores = rm.score([p for p, _ in new], [t for _, t in new], **kwargs)
+        cache.update(zip(new, scores.tolist()))
+    return pd.DataFrame({c: [cache[k] for k in zip(pairs["prompt"], pairs[c])] for c in columns}, index=pairs.index,
+                        dtype=np.float64)
 
 
 def share_ci(flags, clusters=None, n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:

@@ -305,33 +305,42 @@ def label_agreement(rule: pd.DataFrame, lm: pd.DataFrame, features: Sequence[str
 
 
 def label_pairs(pairs: pd.DataFrame, features: Sequence[str] = FEATURES,
-                columns: Sequence[str] = ("chosen", "rejected"), scores: pd.DataFrame | None = None) -> pd.DataFrame:
+                columns: Sequence[str] = ("chosen", "rejected"), scores: pd.DataFrame | None = None,
+                cache: dict | None = None) -> pd.DataFrame:
     """Label each distinct (prompt, text) of ``pairs[columns]`` once; returns ``<column>_<feature>``
     columns indexed like ``pairs``.
 
     ``scores``, indexed by (prompt, text), may hold precomputed ``helpfulness`` and/or ``toxicity``
     columns (the lab pool's gold rewards) so that *helpful* / *harmless* need no model; it must
-    cover every text.
+    cover every text that is labelled. ``cache``, a dict {(prompt, text): {feature: label}} kept by
+    the caller, is read and filled in, so texts labelled before are not labelled again.
     """
     missing = [c for c in ("prompt", *columns) if c not in pairs.columns]
     if missing:
         raise ValueError(f"pairs has no column(s) {missing}")
-    texts = pd.concat([pairs[["prompt", c]].set_axis(["prompt", "text"], axis=1) for c in columns]).drop_duplicates()
-    index = pd.MultiIndex.from_frame(texts)
-    given = {}
-    if scores is not None:
-        unknown = sorted(set(scores.columns) - {"helpfulness", "toxicity"})
-        if unknown:
-            raise ValueError(f"scores may hold 'helpfulness' and 'toxicity' columns, got {unknown}")
-        rows = scores[~scores.index.duplicated()].reindex(index)
-        if rows.isna().any().any():
-            raise ValueError(f"scores lacks {int(rows.isna().any(axis=1).sum())} of the {len(index)} (prompt, text) pairs")
-        given = {f"{c}_scores": rows[c].to_numpy() for c in rows.columns}
-    labelled = label_features(texts["prompt"].tolist(), texts["text"].tolist(), features, **given)
-    labelled.index = index
+    if isinstance(features, str):
+        raise ValueError("features must be a list of labeller names, not a single string")
+    features = list(features)
+    cache = {} if cache is None else cache
+    keys = list(dict.fromkeys(k for c in columns for k in zip(pairs["prompt"], pairs[c])))
+    new = [k for k in keys if not all(f in cache.get(k, {}) for f in features)]
+    if new:
+        index = pd.MultiIndex.from_tuples(new)
+        given = {}
+        if scores is not None:
+            unknown = sorted(set(scores.columns) - {"helpfulness", "toxicity"})
+            if unknown:
+                raise ValueError(f"scores may hold 'helpfulness' and 'toxicity' columns, got {unknown}")
+            rows = scores[~scores.index.duplicated()].reindex(index)
+            if rows.isna().any().any():
+                raise ValueError(f"scores lacks {int(rows.isna().any(axis=1).sum())} of the {len(index)} (prompt, text) pairs")
+            given = {f"{c}_scores": rows[c].to_numpy() for c in rows.columns}
+        labelled = label_features([p for p, _ in new], [t for _, t in new], features, **given)
+        for key, row in zip(new, labelled.to_dict("records")):
+            cache.setdefault(key, {}).update(row)
     out = {}
     for c in columns:
-        rows = labelled.reindex(pd.MultiIndex.from_frame(pairs[["prompt", c]]))
-        for f in labelled.columns:
-            out[f"{c}_{f}"] = rows[f].to_numpy()
+        rows = [cache[k] for k in zip(pairs["prompt"], pairs[c])]
+        for f in features:
+            out[f"{c}_{f}"] = np.array([r[f] for r in rows])
     return pd.DataFrame(out, index=pairs.index)

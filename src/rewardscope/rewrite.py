@@ -152,7 +152,8 @@ def rewrite_pairs(pairs: pd.DataFrame, kind: str = "paraphrase", min_similarity:
     Returns a copy of ``pairs`` with ``chosen_rewritten``, ``rejected_rewritten``, their MiniLM
     similarities to the originals (``chosen_similarity``, ``rejected_similarity``), ``changed`` (the
     rewrite altered at least one of the two texts) and ``kept`` (changed, and both similarities are
-    at least ``min_similarity``; with ``min_similarity=None`` every changed pair is kept).
+    at least ``min_similarity``; with ``min_similarity=None`` every changed pair is kept and the
+    similarity of changed texts is not computed, NaN).
     """
     if kind not in REWRITES:
         raise ValueError(f"unknown rewrite kind {kind!r}; kinds: {', '.join(REWRITES)}")
@@ -169,7 +170,9 @@ def rewrite_pairs(pairs: pd.DataFrame, kind: str = "paraphrase", min_similarity:
         out[f"{side}_rewritten"] = [fn(t) for t in out[side]]
         changed = (out[side] != out[f"{side}_rewritten"]).to_numpy()
         similarity = np.ones(len(out))  # an unchanged text is identical to itself; embed only the changed ones
-        if changed.any():
+        if min_similarity is None:
+            similarity[changed] = np.nan  # no filter: skip the embeddings
+        elif changed.any():
             similarity[changed] = cosine_similarity(out[side][changed], out[f"{side}_rewritten"][changed], embedder)
         out[f"{side}_similarity"] = similarity
     out["changed"] = (out["chosen"] != out["chosen_rewritten"]) | (out["rejected"] != out["rejected_rewritten"])
