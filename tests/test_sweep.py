@@ -1,5 +1,7 @@
 """Vocabulary sweeps: the shared-prefix fast path against full forwards, ids without round trips, resume, shards."""
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,57 @@ def test_interrupted_sweep_resumes_from_finished_chunks(tiny, fresh_cache, monke
     assert len(calls) == 5 and again["score"].equals(resumed["score"])  # a cache hit computes nothing
     naive = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), method="naive", chunk_size=64)
     assert len(calls) == 10 and naive.attrs["cache"] != resumed.attrs["cache"]  # methods are cached apart
+
+
+# Run in a fresh interpreter: forking a process whose torch has already run threaded ops can deadlock the
+# children (OpenMP), so this test never forks pytest itself. accelerate's debug_launcher recipe, on a free port.
+_SHARDED = """
+import os, socket, sys
+import torch
+from accelerate import PartialState
+from accelerate.utils import PrepareForLaunch, patch_environment
+from torch.multiprocessing import start_processes
+from rewardscope import load_reward_model
+from rewardscope.sweep import vocabulary_sweep
+
+def worker(model_dir, prompt):
+    PartialState._reset_state()
+    frame = vocabulary_sweep(load_reward_model(model_dir), prompt, token_ids=range(200), chunk_size=32)
+    assert len(frame) == 200
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+with patch_environment(world_size=2, master_addr="127.0.0.1", master_port=str(port), accelerate_use_cpu="yes",
+                       accelerate_mixed_precision="no", gloo_socket_ifname="lo",
+                       accelerate_debug_rdv_file=sys.argv[3]):
+    start_processes(PrepareForLaunch(worker, debug=True), args=(sys.argv[1], sys.argv[2]), nprocs=2,
+                    start_method="fork")
+"""
+
+
+def test_two_processes_split_the_vocabulary_and_merge(tiny, fresh_cache, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    reference = vocabulary_sweep(tiny, PROMPT, token_ids=range(200), cache=False)
+    env = {**os.environ, "REWARDSCOPE_CACHE": str(fresh_cache), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _SHARDED, str(tiny.path), PROMPT, str(tmp_path / "rendezvous")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+        out, _ = proc.communicate()
+        pytest.fail(f"the two-process sweep hung:\n{out[-2000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    merged = vocabulary_sweep(tiny, PROMPT, token_ids=range(200), chunk_size=32)  # the merged entry: a cache hit
+    pd.testing.assert_frame_equal(merged.drop(columns="score"), reference.drop(columns="score"))
+    np.testing.assert_allclose(merged["score"], reference["score"], atol=1e-5)
+    chunks = json.loads((Path(merged.attrs["cache"]) / "chunks.json").read_text())
+    assert chunks["processes"] == 2 and chunks["tokens_by_process"] == {"0": 128, "1": 72}  # 7 chunks: 4 + 3
 
 
 def test_decode_reencode_comparison_on_the_tiny_rm(tiny):
