@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from rewardscope import load_reward_model, report
-from rewardscope.perf import matmul_peak
-from rewardscope.sweep import DEFAULT_BATCH, PROMPTS, response_slot, vocabulary_sweep
+from rewardscope.sweep import PROMPTS, sweep_throughput, vocabulary_sweep
 
 # (candidates for the prefix method, for the naive one, matmul sizes for the peak). bfloat16 runs far
 # fewer: CPUs without bf16 instructions (AVX2 only) emulate it, and a 2048^3 bf16 matmul takes a minute.
@@ -40,49 +39,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def candidates_per_second(rm, ids, method: str, batch_size: int) -> float:
-    vocabulary_sweep(rm, PROMPTS["greatest"], token_ids=ids[:batch_size], method=method, batch_size=batch_size,
-                     cache=False, progress=False)  # warm-up (and the one-off prefix/naive self-check)
-    start = time.perf_counter()
-    vocabulary_sweep(rm, PROMPTS["greatest"], token_ids=ids, method=method, batch_size=batch_size, cache=False,
-                     progress=False)
-    return len(ids) / (time.perf_counter() - start)
+def tune(rm, ids, n: int) -> None:
+    """Candidates/s of a few batch sizes per method (how DEFAULT_BATCH was chosen)."""
+    for method, batches in (("prefix", (256, 512, 1024)), ("naive", (16, 32, 64))):
+        for batch in batches:
+            subset = ids[: n if method == "prefix" else n // 16]
+            vocabulary_sweep(rm, PROMPTS["greatest"], subset[:batch], method, batch, cache=False, progress=False)
+            start = time.perf_counter()
+            vocabulary_sweep(rm, PROMPTS["greatest"], subset, method, batch, cache=False, progress=False)
+            print(f"  tune {method:7s} batch {batch:5d}: {len(subset) / (time.perf_counter() - start):8.1f} cand/s")
 
 
-def main(tune: bool = False, dtypes: tuple[str, ...] = ("float32", "bfloat16"), repeats: int = 2) -> None:
+def main(tune_batches: bool = False, dtypes: tuple[str, ...] = ("float32", "bfloat16"), repeats: int = 2) -> None:
     report.quiet()
-    rng = np.random.default_rng(0)
     print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    header = False
     for dtype in dtypes:
         n_prefix, n_naive, sizes = PLAN[dtype]
         rm = load_reward_model("smollm2-135m-instruct", dtype=dtype, allow_random_head=True)
-        ids = rng.permutation(len(rm.tokenizer))
-        slot = response_slot(rm, PROMPTS["greatest"])
-        non_embedding = sum(p.numel() for p in rm.model.parameters()) - rm.model.get_input_embeddings().weight.numel()
-        peaks = [max(matmul_peak(getattr(torch, dtype), n=n, repeats=3) for n in sizes)]
-        tokens = {"prefix": 1 + len(slot.suffix), "naive": slot.length}
-        if not header:
-            print(f"SmolLM2-135M RM (random head): {non_embedding / 1e6:.1f}M non-embedding parameters, vocabulary "
-                  f"{len(ids):,}, template of {slot.length} tokens around a one-token response")
-            print(f"{'dtype':9s} {'method':7s} {'batch':>5s} {'tok/cand':>8s} {'cand/s':>8s} {'of bound':>8s} "
-                  f"{'vocab min':>9s} {'peak GFLOP/s':>12s}", flush=True)
-            header = True
-        grids = {"prefix": (256, 512, 1024) if tune else (DEFAULT_BATCH["prefix"],),
-                 "naive": (16, 32, 64) if tune else (DEFAULT_BATCH["naive"],)}
-        speed = {}
-        for method, n in (("prefix", n_prefix), ("naive", n_naive)):
-            for batch in grids[method]:
-                rates = []
-                for _ in range(repeats):  # alternate peak and sweep, keep the best of each
-                    rates.append(candidates_per_second(rm, ids[:n], method, min(batch, n)))
-                    peaks.append(max(matmul_peak(getattr(torch, dtype), n=n, repeats=3) for n in sizes))
-                rate, peak = max(rates), max(peaks)
-                bound = peak / (2 * non_embedding * tokens[method])  # candidates/s
-                speed[method] = max(speed.get(method, 0.0), rate)
-                print(f"{dtype:9s} {method:7s} {batch:5d} {tokens[method]:8d} {rate:8.1f} {rate / bound:8.1%} "
-                      f"{len(ids) / rate / 60:9.1f} {peak / 1e9:12.1f}", flush=True)
-        print(f"{dtype:9s} speed-up (best prefix / best naive): {speed['prefix'] / speed['naive']:.1f}x", flush=True)
+        table = sweep_throughput(rm, PROMPTS["greatest"], n_prefix, n_naive, repeats=repeats, peak_sizes=sizes)
+        print(f"SmolLM2-135M RM (random head): {table.attrs['non_embedding'] / 1e6:.1f}M non-embedding parameters, "
+              f"vocabulary {table.attrs['vocabulary']:,}, template of {table.attrs['template_length']} tokens")
+        print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+        print(f"{dtype:9s} speed-up (prefix / naive): {table.attrs['speedup']:.1f}x", flush=True)
+        if tune_batches:
+            tune(rm, np.random.default_rng(0).permutation(table.attrs["vocabulary"]), n_prefix)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,20 @@ def test_cli_values_are_read_as_yaml():
     assert parse_cli_value("3") == 3 and parse_cli_value("0.5") == 0.5
     assert parse_cli_value('["a", "b"]') == ["a", "b"] and parse_cli_value("cuda") == "cuda"
     assert parse_cli_value("null") is None
+
+
+def test_paper_profile_reward_options_match_the_models_used():
+    values = load_profile("paper", PARAMS, NOTEBOOKS)
+    allowed = {"dtype", "label", "chat_template", "trust_remote_code", "architecture", "batch_size"}
+    for name in NOTEBOOKS:
+        options = values[name].get("reward_options", {})
+        used = set()
+        for value in values[name].values():
+            for item in (value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]):
+                used.add(str(item))
+        for spec, kwargs in options.items():
+            assert spec in used, f"{name}: reward_options names {spec}, which no parameter uses"
+            assert set(kwargs) <= allowed, f"{name}: unknown options {set(kwargs) - allowed} for {spec}"
+    sweep = values["03_vocab_sweep"]
+    for spec in {*sweep["reward_models"], sweep["bench_rm"], sweep["drift_rm"], *sweep["roundtrip_rms"]}:
+        assert sweep["reward_options"].get(spec, {}).get("dtype") in ("bfloat16", "float16"), spec

@@ -16,6 +16,7 @@ from rewardscope.sweep import (
     rank_agreement,
     response_slot,
     roundtrip_ids,
+    sweep_throughput,
     vocabulary_sweep,
 )
 
@@ -331,3 +332,13 @@ def test_probe_token_ids_find_words_with_and_without_a_space(tiny):
     assert len(ids) == len(hits) + 5 and np.all(np.diff(ids) > 0)
     with pytest.raises(ValueError, match="n_random must be"):
         sweep.probe_token_ids(tiny, words, n_random=-1)
+
+
+def test_sweep_throughput_reports_both_methods_against_the_bound(tiny):
+    table = sweep_throughput(tiny, PROMPT, n_prefix=64, n_naive=16, repeats=1, peak_sizes=(64,))
+    assert list(table.index) == ["prefix", "naive"] and (table["candidates/s"] > 0).all()
+    assert table.loc["prefix", "tokens per candidate"] < table.loc["naive", "tokens per candidate"]
+    assert table.attrs["speedup"] == pytest.approx(table.loc["prefix", "candidates/s"] / table.loc["naive", "candidates/s"])
+    assert table.attrs["vocabulary"] == len(tiny.tokenizer)
+    with pytest.raises(ValueError, match="n_naive must be a positive int, got 0"):
+        sweep_throughput(tiny, PROMPT, n_naive=0)
