@@ -93,6 +93,26 @@ def _freeze(model, trainable) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def load_backbone(spec: str, device: str = "cpu"):
+    """(model, tokenizer, architecture, pad_id) of a backbone spec as a one-output sequence classifier.
+
+    A causal LM gets a fresh linear score head (drawn from torch's current seed); the pad token is one
+    that never occurs in the chat template (see :func:`rewardscope.hf.safe_pad_id`).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve(spec)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    architecture = read_sidecar(path).get("architecture") or ("decoder" if tokenizer.chat_template else "encoder")
+    pad_id = hf.safe_pad_id(tokenizer) if architecture == "decoder" else tokenizer.pad_token_id
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32).to(device)
+    model.config.pad_token_id = pad_id
+    if architecture == "decoder":
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    return model, tokenizer, architecture, pad_id
+
+
 def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
     """Share of pairs whose chosen response scores strictly higher."""
     return float(np.mean(np.asarray(chosen) > np.asarray(rejected)))
@@ -108,7 +128,6 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     """
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .rewards import HFRewardModel
 
@@ -124,14 +143,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
 
     start_time = time.time()
     torch.manual_seed(config.seed)
-    path = resolve(config.backbone)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    architecture = read_sidecar(path).get("architecture") or ("decoder" if tokenizer.chat_template else "encoder")
-    pad_id = hf.safe_pad_id(tokenizer) if architecture == "decoder" else tokenizer.pad_token_id
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
-    model.config.pad_token_id = pad_id
-    if architecture == "decoder":
-        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    model, tokenizer, architecture, pad_id = load_backbone(config.backbone)
     n_trainable = _freeze(model, config.trainable)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
 
