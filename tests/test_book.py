@@ -75,6 +75,22 @@ def test_changed_parameters_invalidate_the_cached_output(mini_book):
     assert "value is 3" in json.dumps(out.cells[-1].outputs)
 
 
+def test_edited_prose_reaches_the_site_without_a_rerun(mini_book):
+    build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    source = mini_book / "notebooks" / "a_ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[0].source = "# a_ok\n\nEdited prose."
+    nb.cells.append(nbformat.v4.new_markdown_cell("A new closing paragraph."))
+    nbformat.write(nb, source)
+    records, code, log = build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    assert records[0].status == "cached" and code == 0, log
+    out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "a_ok.ipynb", as_version=4)
+    assert out.cells[0].source.endswith("Edited prose.") and out.cells[-1].source == "A new closing paragraph."
+    assert "value is 2" in json.dumps(out.cells)  # the cached outputs and the injected parameters are kept
+    html = (site_dir(mini_book, "smoke") / "notebooks" / "a_ok.html").read_text()
+    assert "Edited prose." in html and "A new closing paragraph." in html
+
+
 def test_bad_input_fails_before_anything_runs(mini_book, monkeypatch, capsys):
     monkeypatch.chdir(mini_book)
     assert main(["book", "--profile", "smoke", "--only", "zz_missing"]) == 2

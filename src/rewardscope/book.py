@@ -114,6 +114,32 @@ def _cached_output(output: Path, key: str) -> bool:
     return meta.get("rewardscope", {}).get("key") == key and not meta.get("papermill", {}).get("exception")
 
 
+def refresh_prose(notebook: Path, output: Path) -> bool:
+    """Carry the source's markdown into a cached output whose code is unchanged; False if they do not line up.
+
+    The run key covers code, parameters and library, not prose, so editing a chapter's text must not
+    cost a rerun, and must not leave the old text on the site either.
+    """
+    source, cached = nbformat.read(notebook, as_version=4), nbformat.read(output, as_version=4)
+    injected = [c for c in cached.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    executed = [c for c in cached.cells if c.cell_type == "code" and c not in injected]
+    code = [c for c in source.cells if c.cell_type == "code"]
+    if len(executed) != len(code) or any(a.source != b.source for a, b in zip(executed, code)):
+        return False
+    cells, outputs = [], iter(executed)
+    for cell in source.cells:
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        cells.append(next(outputs))
+        if "parameters" in cell.metadata.get("tags", []):
+            cells.extend(injected)
+    if [c.source for c in cells] != [c.source for c in cached.cells]:
+        cached.cells = cells
+        atomic_write_text(output, nbformat.writes(cached))
+    return True
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
                      timeout: int | None = 3600, progress: bool = False, log_output: bool = False) -> RunRecord:
     """Execute one notebook with papermill in a fresh process; never raises for a failing notebook."""
@@ -249,7 +275,7 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
                 _unexecuted_copy(notebook, output)
                 records.append(RunRecord(name, "not run", parameters=parameters))
             continue
-        if not force and _cached_output(output, key):
+        if not force and _cached_output(output, key) and refresh_prose(notebook, output):
             previous = _record_from_output(output)
             records.append(RunRecord(name, "cached", previous.duration if previous else 0.0,
                                      previous.peak_rss_mb if previous else None, parameters))
