@@ -2,6 +2,7 @@
 # Every target first makes .venv (once; again only when a requirements file changes).
 
 PYTHON ?= python3
+JOBS   ?= 2# notebooks run side by side by `make book` (each gets cpu_count/JOBS threads)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
@@ -24,7 +25,7 @@ $(STAMP): $(REQS)
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(VENV)/bin/rewardscope book --profile default
+	$(VENV)/bin/rewardscope book --profile default --jobs $(JOBS)
 
 smoke: $(STAMP)
 	$(VENV)/bin/rewardscope book --profile smoke

@@ -1,15 +1,16 @@
 """The runner: failure reporting, resuming, bad input, and the real book in the smoke profile."""
 
 import json
-import subprocess
+import os
 import sys
 
 import nbformat
 import pytest
 import yaml
 
-from rewardscope.book import build_book, site_dir
+from rewardscope.book import build_book, previous_duration, site_dir
 from rewardscope.cli import main
+from rewardscope.params import ParameterError
 
 from .conftest import ROOT
 
@@ -112,11 +113,8 @@ def test_run_one_notebook_with_an_override(mini_book, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_whole_book_builds_in_the_smoke_profile():
-    proc = subprocess.run([sys.executable, "-m", "rewardscope.cli", "book", "--profile", "smoke", "--force"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    html = site_dir(ROOT, "smoke")
+def test_the_whole_book_builds_in_the_smoke_profile(smoke_site):
+    html = smoke_site
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     pages = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     for page in pages:
@@ -125,3 +123,83 @@ def test_the_whole_book_builds_in_the_smoke_profile():
     assert "Traceback" not in zoo and "fig-zoo-scores" in zoo and "<img" in zoo
     report = (html / "book" / "execution_report.html").read_text()
     assert "00_model_zoo" in report and "✅" in report
+
+
+def _rendezvous(path, me, other):
+    """A notebook body that finishes only if the other notebook runs at the same time (no timing needed)."""
+    return (f"import pathlib, time\nbase = pathlib.Path({str(path)!r})\n(base / {me!r}).touch()\n"
+            f"for _ in range(600):\n    if (base / {other!r}).exists():\n        break\n    time.sleep(0.1)\n"
+            f"else:\n    raise RuntimeError('ran alone')\n"
+            "import os\nprint('threads', os.environ.get('OMP_NUM_THREADS'))")
+
+
+def test_jobs_run_notebooks_side_by_side_with_a_thread_share(mini_book):
+    (mini_book / "notebooks" / "b_fails.ipynb").unlink()
+    _notebook(mini_book / "notebooks" / "a_ok.ipynb", _rendezvous(mini_book, "a", "c"))
+    _notebook(mini_book / "notebooks" / "c_meets.ipynb", _rendezvous(mini_book, "c", "a"))
+    records, code, log = build_book("smoke", root=mini_book, progress=False, jobs=2)
+    assert [(r.notebook, r.status) for r in records] == [("a_ok", "ok"), ("c_meets", "ok")], records
+    out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "c_meets.ipynb", as_version=4)
+    assert f"threads {max(1, os.cpu_count() // 2)}" in json.dumps(out.cells[-1].outputs)
+    with pytest.raises(ParameterError, match="jobs must be a positive int, got 0"):
+        build_book("smoke", root=mini_book, jobs=0)
+
+
+def test_run_tells_how_long_the_last_run_took(mini_book, monkeypatch, caplog):
+    monkeypatch.chdir(mini_book)
+    caplog.set_level("INFO", logger="rewardscope.book")
+    assert main(["run", "a_ok", "--profile", "smoke"]) == 0
+    assert "the last run took" not in caplog.text
+    assert previous_duration(mini_book, "smoke", "a_ok") > 0 and previous_duration(mini_book, "default", "a_ok") is None
+    caplog.clear()
+    assert main(["run", "a_ok", "--profile", "smoke"]) == 0
+    assert "a_ok: running (smoke profile; the last run took" in caplog.text
+
+
+def test_progress_bars_reach_the_runner_not_the_notebook(tmp_path, monkeypatch):
+    import io
+
+    from rewardscope import progress
+
+    monkeypatch.setattr(progress, "_sink", None)
+    monkeypatch.delenv(progress.ENV, raising=False)
+    quiet = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", quiet)  # not a terminal, no runner: a kernel's stderr is the notebook
+    assert list(progress.bar(range(3), desc="step", unit="it")) == [0, 1, 2] and quiet.getvalue() == ""
+    sink = tmp_path / "progress.log"
+    monkeypatch.setenv(progress.ENV, str(sink))
+    assert list(progress.bar(range(3), desc="sweeping", unit="tok")) == [0, 1, 2]
+    assert "sweeping" in sink.read_text() and "3/3" in sink.read_text() and quiet.getvalue() == ""
+    assert list(progress.bar(range(2), desc="short", unit="it", long=False)) == [0, 1]
+    assert "short" not in sink.read_text()  # a short step shows no bar, even to a runner
+
+
+def test_the_runner_shows_the_latest_bar_line(tmp_path):
+    import io
+    import threading
+
+    from rewardscope.book import _follow
+
+    sink, stream, stop = tmp_path / "p.log", io.StringIO(), threading.Event()
+    sink.write_text("cells:  10%| 1/10\rcells:  20%| 2/10\rsweeping rm:  50%| 5/10 [00:05<00:05]\r")
+    thread = threading.Thread(target=_follow, args=(sink, stop, "nb", stream, 0.01))
+    thread.start()
+    stop.set()
+    thread.join()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[nb ") and lines[0].endswith("sweeping rm:  50%| 5/10 [00:05<00:05]")
+
+
+def test_colab_and_binder_buttons_appear_once_the_repository_is_known(mini_book, monkeypatch):
+    monkeypatch.setenv("REWARDSCOPE_REPOSITORY", "https://github.com/OWNER")
+    with pytest.raises(ParameterError, match="must be https://github.com/OWNER/NAME"):
+        build_book("smoke", root=mini_book, progress=False)
+    monkeypatch.setenv("REWARDSCOPE_REPOSITORY", "https://github.com/owner/book@dev")
+    _, code, log = build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    assert code == 0, log
+    html = (site_dir(mini_book, "smoke") / "notebooks" / "a_ok.html").read_text()
+    assert "https://colab.research.google.com/github/owner/book/blob/dev/notebooks/a_ok.ipynb" in html
+    assert "mybinder.org/v2/gh/owner/book/dev" in html
+    monkeypatch.delenv("REWARDSCOPE_REPOSITORY")
+    build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    assert "colab.research.google.com" not in (site_dir(mini_book, "smoke") / "notebooks" / "a_ok.html").read_text()

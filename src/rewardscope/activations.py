@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -113,9 +112,8 @@ def _mlp_batches(model, tokenizer, ids: list[list[int]], layers: list[int], modu
     """
     import inspect
 
-    from tqdm import tqdm
-
     from . import hf
+    from .progress import bar
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -124,12 +122,11 @@ def _mlp_batches(model, tokenizer, ids: list[list[int]], layers: list[int], modu
     device = next(model.parameters()).device
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
     starts = range(0, len(ids), batch_size)
-    show = progress if progress is not None else len(starts) > 8 and sys.stderr.isatty()
     was_training = model.training
     model.eval()
     try:
         with mlp_output_hooks(model, layers, module) as outputs, torch.inference_mode():
-            for start in tqdm(starts, desc=desc, disable=not show, unit="batch"):
+            for start in bar(starts, desc=desc, unit="batch", progress=progress, long=len(starts) > 8):
                 batch = [row or [pad_id] for row in ids[start:start + batch_size]]  # an empty text runs as one pad
                 input_ids, mask = hf.left_pad(batch, pad_id)
                 kwargs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "use_cache": False}

@@ -21,7 +21,10 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +33,7 @@ from typing import Any
 
 import nbformat
 
+from . import progress as progress_bars
 from .artifacts import atomic_write_text
 from .params import ParameterError, check_parameters, load_profile
 
@@ -140,15 +144,63 @@ def refresh_prose(notebook: Path, output: Path) -> bool:
     return True
 
 
+def _follow(path: Path, stop: threading.Event, label: str, stream=None, every: float | None = None) -> None:
+    """Copy the latest progress-bar text written to ``path`` to ``stream`` as one status line.
+
+    The kernel's bars (cells done, and the library's long steps with their ETA) all write to one file;
+    a terminal sees one line rewritten in place each second, a log one new line every 30 seconds.
+    """
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    every = every or (1.0 if tty else 30.0)
+    started, shown, offset, latest = time.time(), "", 0, ""
+    while True:
+        finished = stop.wait(every)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.seek(offset)
+            chunk = f.read()
+            offset = f.tell()
+        parts = [p.strip() for p in chunk.replace("\r", "\n").split("\n") if p.strip()]
+        latest = parts[-1] if parts else latest
+        if latest and latest != shown:
+            line = f"[{label} {(time.time() - started) / 60:.1f} min] {latest}"
+            stream.write(f"\r\033[K{line[:160]}" if tty else line + "\n")
+            stream.flush()
+            shown = latest
+        if finished:
+            if tty and shown:
+                stream.write("\n")
+            return
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
-                     timeout: int | None = 3600, progress: bool = False, log_output: bool = False) -> RunRecord:
-    """Execute one notebook with papermill in a fresh process; never raises for a failing notebook."""
+                     timeout: int | None = 3600, progress: bool = False, log_output: bool = False,
+                     threads: int | None = None) -> RunRecord:
+    """Execute one notebook with papermill in a fresh process; never raises for a failing notebook.
+
+    ``progress`` shows the kernel's progress (cells, and the library's long steps with an ETA) on this
+    process's stderr; ``threads`` caps the kernel's CPU threads (for notebooks run side by side).
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
-    spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
-            "timeout": timeout, "progress": progress, "log_output": log_output}
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec)], env=env,
-                          stdout=subprocess.PIPE, stderr=None if progress or log_output else subprocess.PIPE, text=True)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory(prefix="rewardscope-progress-") as tmp:
+        sink = Path(tmp) / "progress.log"
+        sink.touch()
+        follower = None
+        if progress:
+            env[progress_bars.ENV] = str(sink)
+            stop = threading.Event()
+            follower = threading.Thread(target=_follow, args=(sink, stop, notebook.stem), daemon=True)
+            follower.start()
+        spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
+                "timeout": timeout, "progress": str(sink) if progress else None, "log_output": log_output}
+        proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec)], env=env,
+                              stdout=subprocess.PIPE, stderr=None if log_output else subprocess.PIPE, text=True)
+        if follower is not None:
+            stop.set()
+            follower.join()
     line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("REWARDSCOPE_RESULT ")), None)
     if line is None:
         tail = (proc.stderr or proc.stdout or "")[-2000:]
@@ -221,9 +273,35 @@ def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+REPOSITORY_ENV = "REWARDSCOPE_REPOSITORY"
+
+
+def _with_launch_buttons(config_text: str, repository: str | None) -> str:
+    """The book config with Colab and Binder buttons on every notebook when the repository's URL is known.
+
+    The buttons open ``<repository>/blob/<branch>/notebooks/NAME.ipynb``, so they need a public URL,
+    given as ``REWARDSCOPE_REPOSITORY=https://github.com/OWNER/NAME[@BRANCH]``; without one the site keeps
+    its download buttons only (a button to a made-up address would be a broken link).
+    """
+    import yaml
+
+    if not repository:
+        return config_text
+    url, _, branch = repository.partition("@")
+    if not url.startswith("https://github.com/") or len(url.rstrip("/").split("/")) != 5:
+        raise ParameterError(f"{REPOSITORY_ENV} must be https://github.com/OWNER/NAME[@BRANCH], got {repository!r}")
+    config = yaml.safe_load(config_text)
+    config["repository"] = {"url": url.rstrip("/"), "branch": branch or "main", "path_to_book": ""}
+    config.setdefault("html", {}).update(use_repository_button=True)
+    config["launch_buttons"] = {"notebook_interface": "classic", "binderhub_url": "https://mybinder.org",
+                                "colab_url": "https://colab.research.google.com"}
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
 def _stage_static(root: Path, stage: Path) -> None:
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, stage / name)
+    shutil.copy2(root / "_toc.yml", stage / "_toc.yml")
+    config = _with_launch_buttons((root / "_config.yml").read_text(), os.environ.get(REPOSITORY_ENV))
+    atomic_write_text(stage / "_config.yml", config)
     if (stage / "book").exists():
         shutil.rmtree(stage / "book")
     shutil.copytree(root / "book", stage / "book")
@@ -247,13 +325,39 @@ def run_sphinx(stage: Path, path_output: Path) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr)[-6000:]
 
 
+def previous_duration(root: Path, profile: str, name: str) -> float | None:
+    """Seconds the last successful run of a notebook took with this profile (book or ``run``), if recorded."""
+    for output in (build_dir(root, profile) / "src" / "notebooks" / f"{name}.ipynb",
+                   root / "_build" / "runs" / f"{name}.ipynb"):
+        try:
+            meta = nbformat.read(output, as_version=4).metadata.get("rewardscope", {})
+        except Exception:  # noqa: BLE001 - missing or unreadable: no expectation
+            continue
+        record = meta.get("record") or {}
+        if meta.get("profile") == profile and record.get("status") == "ok" and record.get("duration", 0) > 0:
+            return float(record["duration"])
+    return None
+
+
+def _expectation(root: Path, profile: str, name: str) -> str:
+    seconds = previous_duration(root, profile, name)
+    return f"; the last run took {seconds / 60:.1f} min" if seconds else ""
+
+
 def build_book(profile: str = "default", only: list[str] | None = None, root: Path | None = None,
-               force: bool = False, progress: bool = True) -> tuple[list[RunRecord], int, str]:
+               force: bool = False, progress: bool = True, jobs: int = 1) -> tuple[list[RunRecord], int, str]:
     """Execute the notebooks with a profile and build the site.
+
+    ``jobs`` > 1 runs that many notebooks side by side, longest first (by their last run), each kernel
+    capped at cpu_count // jobs threads: on a small CPU, two one-thread kernels do more than one
+    two-thread kernel, since the models are too small to keep two threads busy.
 
     Returns (records, sphinx exit code, sphinx log tail). Raises ParameterError before running
     anything if the profile, a notebook name or a parameter is bad.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ParameterError(f"jobs must be a positive int, got {jobs!r}")
+    _with_launch_buttons("{}", os.environ.get(REPOSITORY_ENV))  # a bad URL fails before any compute
     root = project_root(root)
     names = notebook_names(root)
     profiles = load_profile(profile, root / "notebooks" / "params", names)
@@ -262,44 +366,58 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
         check_parameters(root / "notebooks" / f"{name}.ipynb", profiles[name])
     stage = build_dir(root, profile) / "src"
     (stage / "notebooks").mkdir(parents=True, exist_ok=True)
-    records = []
-    for i, name in enumerate(names):
+    records: dict[str, RunRecord] = {}
+    todo = []
+    for name in names:
         notebook, output = root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb"
         parameters = profiles[name]
         key = run_key(notebook, parameters, root)
         if name not in selected:
             previous = _record_from_output(output) if _cached_output(output, key) else None
             if previous:
-                records.append(RunRecord(name, "cached", previous.duration, previous.peak_rss_mb, parameters))
+                records[name] = RunRecord(name, "cached", previous.duration, previous.peak_rss_mb, parameters)
             else:
                 _unexecuted_copy(notebook, output)
-                records.append(RunRecord(name, "not run", parameters=parameters))
+                records[name] = RunRecord(name, "not run", parameters=parameters)
             continue
         if not force and _cached_output(output, key) and refresh_prose(notebook, output):
             previous = _record_from_output(output)
-            records.append(RunRecord(name, "cached", previous.duration if previous else 0.0,
-                                     previous.peak_rss_mb if previous else None, parameters))
-            logger.info("[%d/%d] %s: cached", i + 1, len(names), name)
+            records[name] = RunRecord(name, "cached", previous.duration if previous else 0.0,
+                                      previous.peak_rss_mb if previous else None, parameters)
+            logger.info("%s: cached", name)
             continue
-        logger.info("[%d/%d] %s: running (%s profile)", i + 1, len(names), name, profile)
-        record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks", progress=progress)
+        todo.append((name, notebook, output, parameters, key))
+    if jobs > 1:  # longest first, so the last long notebook does not start when the others are done
+        todo.sort(key=lambda item: -(previous_duration(root, profile, item[0]) or 0.0))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def execute(item) -> RunRecord:
+        name, notebook, output, parameters, key = item
+        logger.info("%s: running (%s profile%s)", name, profile, _expectation(root, profile, name))
+        record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks",
+                                  progress=progress and jobs == 1, threads=threads)
         if output.is_file():
             _stamp(output, record, key if record.status == "ok" else "", profile)
         else:
             _unexecuted_copy(notebook, output)
-        records.append(record)
-        logger.info("[%d/%d] %s: %s in %.1f s", i + 1, len(names), name, record.status, record.duration)
+        logger.info("%s: %s in %.1f s", name, record.status, record.duration)
+        return record
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each job is a subprocess; threads only wait on it
+        for record in pool.map(execute, todo):
+            records[record.notebook] = record
+    ordered = [records[name] for name in names]
     _stage_static(root, stage)
-    atomic_write_text(stage / "book" / "execution_report.md", execution_report(records, profile, root))
+    atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, profile, root))
     path_output = root if profile == "default" else build_dir(root, profile)
     start = time.time()
     code, log = run_sphinx(stage, path_output)
     logger.info("site built in %.1f s (exit %d): %s", time.time() - start, code, site_dir(root, profile))
-    return records, code, log
+    return ordered, code, log
 
 
 def run_one(notebook: str, parameters: dict[str, Any], profile: str = "default", output: Path | None = None,
-            root: Path | None = None) -> RunRecord:
+            root: Path | None = None, progress: bool = True) -> RunRecord:
     """Execute one notebook with a profile's parameters overridden by ``parameters`` (no site build)."""
     root = project_root(root)
     path = resolve_notebook(root, notebook)
@@ -307,4 +425,8 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str = "default",
     values.update(parameters)
     check_parameters(path, values)
     output = Path(output) if output else root / "_build" / "runs" / f"{path.stem}.ipynb"
-    return execute_notebook(path, output, values, cwd=root / "notebooks", progress=True)
+    logger.info("%s: running (%s profile%s)", path.stem, profile, _expectation(root, profile, path.stem))
+    record = execute_notebook(path, output, values, cwd=root / "notebooks", progress=progress)
+    if output.is_file():
+        _stamp(output, record, "", profile)  # a record for the next run's expectation, never a book cache key
+    return record

@@ -16,7 +16,7 @@ def _book(args) -> int:
     from .book import build_book, site_dir
 
     start = time.time()
-    records, code, log = build_book(args.profile, only=args.only, force=args.force)
+    records, code, log = build_book(args.profile, only=args.only, force=args.force, jobs=args.jobs)
     failed = [r.notebook for r in records if r.status == "failed"]
     for r in records:
         print(f"{r.notebook:28s} {r.status:8s} {r.duration:7.1f} s" + (f"  {r.error}" if r.error else ""))
@@ -75,6 +75,8 @@ def make_parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="default", choices=PROFILES)
     book.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="execute only these notebooks")
     book.add_argument("--force", action="store_true", help="rerun notebooks whose cached output is current")
+    book.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                      help="run N notebooks side by side, each with cpu_count/N threads (default 1)")
     book.set_defaults(func=_book)
 
     run = sub.add_parser("run", help="execute one notebook (no site build)")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -504,11 +503,10 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
     train, held, held_index = _split(pairs, validation, int(seed))
     seeds = [int(seed) + k for k in range(n_restarts)]
 
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     n_steps = n_restarts * settings["epochs"] * int(np.ceil(len(train) / settings["batch_size"]))
-    show = progress if progress is not None else sys.stderr.isatty()
-    with tqdm(total=n_steps, desc=f"{loss} IRL, {n_restarts} restart(s)", disable=not show, unit="step") as bar:
+    with progress_bar(total=n_steps, desc=f"{loss} IRL, {n_restarts} restart(s)", unit="step", progress=progress) as bar:
         if texts:
             output_dir.mkdir(parents=True, exist_ok=True)
             fit = _texts_irl(train, held, loss=loss, margin=margin, seeds=seeds, config=config, device=device,

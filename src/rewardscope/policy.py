@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,8 @@ class Policy:
         ``do_sample=False`` gives greedy decoding. Returns the decoded responses without special tokens.
         """
         import torch
-        from tqdm import tqdm
+
+        from .progress import bar
 
         if isinstance(prompts, str) or not len(prompts):
             raise ValueError("prompts must be a non-empty sequence of strings")
@@ -47,9 +47,8 @@ class Policy:
         encoded = [hf.chat_ids(tok, p) for p in prompts]
         responses: list[str] = []
         starts = range(0, len(encoded), batch_size)
-        show = progress if progress is not None else len(starts) > 4 and sys.stderr.isatty()
         torch.manual_seed(seed)
-        for start in tqdm(starts, desc=f"sampling {self.name}", disable=not show, unit="batch"):
+        for start in bar(starts, desc=f"sampling {self.name}", unit="batch", progress=progress, long=len(starts) > 4):
             input_ids, mask = hf.left_pad(encoded[start:start + batch_size], pad_id)
             sampling = {"temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}
             with torch.no_grad():

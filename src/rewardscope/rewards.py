@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -303,15 +302,14 @@ class HFRewardModel(RewardModel):
         return logits[:, self.label].float().cpu().numpy()
 
     def _score(self, prompts, responses, batch_size, progress):
-        from tqdm import tqdm
+        from .progress import bar
 
         batch_size = batch_size or self.batch_size
         scores = np.empty(len(prompts), dtype=np.float64)
         # similar lengths share a batch, so little compute goes to padding
         order = np.argsort([len(p) + len(r) for p, r in zip(prompts, responses)], kind="stable")
         starts = range(0, len(order), batch_size)
-        show = progress if progress is not None else len(starts) > 8 and sys.stderr.isatty()
-        for start in tqdm(starts, desc=f"scoring with {self.name}", disable=not show, unit="batch"):
+        for start in bar(starts, desc=f"scoring with {self.name}", unit="batch", progress=progress, long=len(starts) > 8):
             idx = order[start:start + batch_size]
             batch = hf.reward_inputs(self.tokenizer, self.architecture, [prompts[i] for i in idx],
                                      [responses[i] for i in idx], self.pad_id, self.max_length)

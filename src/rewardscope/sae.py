@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +166,8 @@ def train_sae(activations, n_features: int, seed: int = 0, *, l1_coefficient: fl
     >>> sae.dictionary.shape, bool(np.allclose(np.linalg.norm(sae.dictionary, axis=1), 1, atol=1e-5))
     ((16, 8), True)
     """
-    from tqdm import tqdm
-
     from . import hf
+    from .progress import bar
 
     x = _as_rows("activations", activations)
     n, d = x.shape
@@ -205,8 +203,7 @@ def train_sae(activations, n_features: int, seed: int = 0, *, l1_coefficient: fl
 
     losses = np.zeros((n_steps, 3))
     order, cursor = rng.permutation(n), 0
-    show = progress if progress is not None else n_steps >= 2000 and sys.stderr.isatty()
-    for step in tqdm(range(n_steps), desc="training SAE", disable=not show, unit="step", mininterval=1.0):
+    for step in bar(range(n_steps), desc="training SAE", unit="step", progress=progress, long=n_steps >= 2000):
         if cursor + batch_size > n:
             order, cursor = rng.permutation(n), 0
         batch = _rows(x, order[cursor:cursor + batch_size]).to(device) / sae.scale

@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import shutil
-import sys
 import time
 import weakref
 from collections.abc import Iterator, Sequence
@@ -449,10 +448,6 @@ def _model_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _show_progress(progress: bool | None, n: int) -> bool:
-    return progress if progress is not None else n > 4 * CHUNK and sys.stderr.isatty()
-
-
 def _partial_state():
     """accelerate's process state: several processes under ``accelerate launch``, else one.
 
@@ -554,12 +549,13 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
         return scorer_holder[0]
 
     def run(chunks: Sequence[int], write=None, done: int = 0) -> dict[int, np.ndarray]:
-        from tqdm import tqdm
+        from .progress import bar as progress_bar
 
         results = {}
-        show = _show_progress(progress, bar_total) and (write is None or _partial_state().is_main_process)
-        with tqdm(total=bar_total, initial=done, desc=f"sweeping {rm.name}", unit="tok", disable=not show,
-                  dynamic_ncols=True) as bar:
+        main = write is None or _partial_state().is_main_process
+        with progress_bar(total=bar_total, initial=done, desc=f"sweeping {rm.name}", unit="tok",
+                          progress=progress if main else False, long=bar_total > 4 * CHUNK,
+                          dynamic_ncols=True) as bar:
             for k in chunks:
                 block = ids[k * chunk_size:(k + 1) * chunk_size]
                 started = time.perf_counter()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,8 +126,8 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     model, ``validation_accuracy``, ``initial_heldout_accuracy``, sizes, seconds) and the step log.
     """
     import torch
-    from tqdm import tqdm
 
+    from .progress import bar as progress_bar
     from .rewards import HFRewardModel
 
     required = {"split", "prompt", "chosen", "rejected"}
@@ -169,8 +168,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     generator = np.random.default_rng(config.seed)
     train = splits["train"]
     n_steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=n_steps, desc=f"BT training on {gold or 'pairs'}", disable=not show, unit="step")
+    bar = progress_bar(total=n_steps, desc=f"BT training on {gold or 'pairs'}", unit="step", progress=progress)
     step = 0
     for epoch in range(config.epochs):
         model.train()
