@@ -77,6 +77,7 @@ def test_cli_values_are_read_as_yaml():
     assert parse_cli_value("3") == 3 and parse_cli_value("0.5") == 0.5
     assert parse_cli_value('["a", "b"]') == ["a", "b"] and parse_cli_value("cuda") == "cuda"
     assert parse_cli_value("null") is None
+    assert parse_cli_value("1e-2") == 0.01 and parse_cli_value("3E4") == 30000.0 and parse_cli_value("e5") == "e5"
 
 
 def test_paper_profile_reward_options_match_the_models_used():
@@ -94,3 +95,46 @@ def test_paper_profile_reward_options_match_the_models_used():
     sweep = values["03_vocab_sweep"]
     for spec in {*sweep["reward_models"], sweep["bench_rm"], sweep["drift_rm"], *sweep["roundtrip_rms"]}:
         assert sweep["reward_options"].get(spec, {}).get("dtype") in ("bfloat16", "float16"), spec
+
+
+# Every parameter that names a model, per notebook (the table in book/rerun.md).
+MODEL_PARAMETERS = {
+    "00_model_zoo": ["policy", "reward_models"],
+    "01_irm_divergence": ["policy", "tuned_policy"],
+    "02_irl_extraction": ["expert", "policy", "true_reward", "alternative_reward", "backbone", "decoder_backbone"],
+    "03_vocab_sweep": ["reward_models", "bench_rm", "drift_rm", "roundtrip_rms"],
+    "04_seal_imprint": ["pre_rm", "post_rm", "lm_labeller"],
+    "05_reward_transforms": ["policy", "proxy", "proxy_gold", "properties", "property_golds"],
+}
+
+
+def _specs(value):
+    return list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_model_parameter_names_a_loadable_spec(profile):
+    """Schema check: each model a profile names (its values over the notebook's defaults) is an embedded
+    name, a reward kind, or a well-formed hub id; the paper profile names at least one hub model per chapter."""
+    from rewardscope.rewards import reward_kinds
+    from rewardscope.zoo import embedded_names
+
+    known = set(embedded_names()) | set(reward_kinds())
+    hub = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    values = load_profile(profile, PARAMS, NOTEBOOKS)
+    assert set(MODEL_PARAMETERS) <= set(NOTEBOOKS)
+    for name, keys in MODEL_PARAMETERS.items():
+        declared = declared_parameters(ROOT / "notebooks" / f"{name}.ipynb")
+        assert set(keys) <= set(declared), f"{name}: MODEL_PARAMETERS names {set(keys) - set(declared)}"
+        merged = {key: values[name].get(key, declared[key].default) for key in keys}
+        specs = [str(s) for key in keys for s in _specs(merged[key])]
+        bad = [s for s in specs if s not in known and not hub.match(s)]
+        assert not bad, f"{profile}/{name}: not an embedded name, reward kind or hub id: {bad}"
+        if profile == "paper":
+            assert any(hub.match(s) and s not in known for s in specs), f"paper/{name} names no hub model"
+
+
+def test_the_schema_check_catches_a_malformed_spec():
+    hub = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    assert hub.match("OpenAssistant/reward-model-deberta-v3-large-v2") and hub.match("s-nlp/roberta_toxicity_classifier")
+    assert not any(hub.match(s) for s in ("org name/rm", "/rm", "org/", "org/rm/extra", "https://hf.co/org/rm"))

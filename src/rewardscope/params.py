@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 PROFILES = ("smoke", "default", "paper")
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 
 
@@ -117,8 +119,11 @@ def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_cli_value(text: str) -> Any:
-    """A ``-p KEY VALUE`` value as YAML (3 -> int, '["a"]' -> list, cuda -> str)."""
+    """A ``-p KEY VALUE`` value as YAML (3 -> int, '["a"]' -> list, cuda -> str, 1e-2 -> float)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str) and _EXPONENT.fullmatch(value):  # YAML 1.1 reads 1e-2 (no dot) as text
+        return float(value)
+    return value
