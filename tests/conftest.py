@@ -32,3 +32,17 @@ def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("REWARDSCOPE_CACHE", str(tmp_path / "cache"))
     artifacts._VERIFIED.clear()
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def smoke_site():
+    """The whole book built from scratch with the smoke profile (once per session): its HTML directory."""
+    import subprocess
+    import sys
+
+    from rewardscope.book import site_dir
+
+    proc = subprocess.run([sys.executable, "-m", "rewardscope.cli", "book", "--profile", "smoke", "--force"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return site_dir(ROOT, "smoke")
