@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 
 import nbformat
@@ -49,7 +50,7 @@ def test_failing_notebook_is_reported_and_does_not_stop_the_others(mini_book):
     assert status["b_fails"].status == "failed" and "planted failure" in status["b_fails"].error
     assert status["a_ok"].peak_rss_mb > 0
     report = (mini_book / "_build" / "smoke" / "src" / "book" / "execution_report.md").read_text()
-    assert "| b_fails | ❌ failed |" in report and "planted failure" in report and "| a_ok | ✅ ran |" in report
+    assert "| b_fails | **failed** |" in report and "planted failure" in report and "| a_ok | ran |" in report
     html = site_dir(mini_book, "smoke")
     assert code == 0, log
     assert (html / "notebooks" / "a_ok.html").is_file() and (html / "notebooks" / "b_fails.html").is_file()
@@ -122,7 +123,7 @@ def test_the_whole_book_builds_in_the_smoke_profile(smoke_site):
     zoo = (html / "notebooks" / "00_model_zoo.html").read_text()
     assert "Traceback" not in zoo and "fig-zoo-scores" in zoo and "<img" in zoo
     report = (html / "book" / "execution_report.html").read_text()
-    assert "00_model_zoo" in report and "✅" in report
+    assert re.search(r"<p>00_model_zoo</p></td>\s*<td><p>ran</p></td>", report), "the report lists the notebook as run"
 
 
 def _rendezvous(path, me, other):

@@ -97,13 +97,19 @@ def _tree_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+# The runner and the command line: they execute notebooks and render the report, notebooks never call them,
+# so editing them must not cost an hour of reruns.
+RUNNER_MODULES = ("book.py", "cli.py", "_execute.py")
+
+
 def run_key(notebook: Path, parameters: dict[str, Any], root: Path) -> str:
-    """What a notebook's output depends on: its code cells, parameters, the library and the pins."""
+    """What a notebook's output depends on: its code cells, parameters, the library (not its runner) and the pins."""
     nb = nbformat.read(notebook, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    library = Path(__file__).parent
+    library = sorted(p for p in Path(__file__).parent.rglob("*.py")
+                     if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
     pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
-    blob = json.dumps({"code": code, "params": parameters, "lib": _tree_hash([library]), "pins": _tree_hash(pins)},
+    blob = json.dumps({"code": code, "params": parameters, "lib": _tree_hash(library), "pins": _tree_hash(pins)},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -248,7 +254,7 @@ def _cell(value: Any) -> str:
 
 def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
     """The execution-report page as MyST markdown."""
-    icons = {"ok": "✅ ran", "cached": "✅ cached", "failed": "❌ failed", "not run": "⏸ not run"}
+    icons = {"ok": "ran", "cached": "cached", "failed": "**failed**", "not run": "not run"}  # no emoji: fonts vary
     lines = [
         "# Execution report",
         "",
