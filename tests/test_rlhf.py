@@ -166,3 +166,17 @@ def test_transformed_reward_trains_a_tiny_policy_and_monitors_are_logged_not_opt
     np.testing.assert_allclose(log["reward"], plain["reward"], rtol=1e-5)  # weight 0: the monitor changes nothing
     with pytest.raises(ValueError, match="clash"):
         tune_policy("tiny-llama", reward, PROMPTS, tmp_path / "c", config, monitors={"kl": e_reward})
+
+
+def test_rl_steps_show_a_bar_to_a_watching_runner_only(tmp_path, monkeypatch, capsys):
+    from rewardscope import progress
+
+    config = RLConfig(steps=2, learning_rate=0.01, max_completion_length=8, seed=1)
+    monkeypatch.setattr(progress, "_sink", None)
+    monkeypatch.delenv(progress.ENV, raising=False)
+    tune_policy("tiny-llama", letter_e, PROMPTS, tmp_path / "quiet", config)
+    assert "GRPO on" not in capsys.readouterr().err  # in a kernel, stderr is the notebook: no bar there
+    sink = tmp_path / "progress.log"
+    monkeypatch.setenv(progress.ENV, str(sink))
+    tune_policy("tiny-llama", letter_e, PROMPTS, tmp_path / "watched", config)
+    assert "GRPO on letter_e" in sink.read_text() and "2/2" in sink.read_text()

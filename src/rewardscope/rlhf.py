@@ -161,7 +161,22 @@ def _quiet():
 
 
 class _Progress(ProgressCallback):
-    """Transformers' step bar, showing the latest mean reward instead of printing every log dict."""
+    """Transformers' step bar, showing the latest mean reward instead of printing every log dict.
+
+    The bar is :func:`rewardscope.progress.bar`: on a terminal, or in a kernel whose runner asked for
+    it (``rewardscope run``), never in a notebook's output.
+    """
+
+    def __init__(self, progress: bool | None = None, desc: str = "RL"):
+        super().__init__()
+        self.progress, self.desc = progress, desc
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from .progress import bar
+
+        if state.is_world_process_zero:
+            self.training_bar = bar(total=state.max_steps, desc=self.desc, unit="step", progress=self.progress)
+        self.current_step = 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.training_bar is not None and logs and "reward" in logs:
@@ -248,7 +263,7 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
             reward_weights=[1.0] + [0.0] * len(watchers))  # monitors are logged, never optimised
         trainer = trainer_class(model=loaded.model, reward_funcs=[scorer, *watchers], args=args, train_dataset=dataset,
                                 processing_class=loaded.tokenizer, peft_config=peft_config,
-                                callbacks=[_Progress] if progress or (progress is None and config.steps > 20) else None)
+                                callbacks=[_Progress(progress, f"{config.algorithm.upper()} on {reward_name}")])
         trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
         trainer.train()
         log = pd.DataFrame([{columns[k]: v for k, v in entry.items() if k in columns}
