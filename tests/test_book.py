@@ -204,3 +204,21 @@ def test_colab_and_binder_buttons_appear_once_the_repository_is_known(mini_book,
     monkeypatch.delenv("REWARDSCOPE_REPOSITORY")
     build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
     assert "colab.research.google.com" not in (site_dir(mini_book, "smoke") / "notebooks" / "a_ok.html").read_text()
+
+
+def test_only_keeps_an_out_of_date_output_and_says_so(mini_book):
+    build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    (mini_book / "notebooks" / "params" / "smoke.yml").write_text(yaml.safe_dump({"a_ok": {"value": 3}}))
+    records, code, log = build_book("smoke", root=mini_book, only=["b_fails"], progress=False)
+    assert records[0].status == "stale" and code == 0, log
+    out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "a_ok.ipynb", as_version=4)
+    assert "value is 2" in json.dumps(out.cells) and "outputs of an earlier run" in out.cells[1].source
+    build_book("smoke", root=mini_book, only=["b_fails"], progress=False)  # the warning is added once
+    out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "a_ok.ipynb", as_version=4)
+    assert sum("outputs of an earlier run" in c.source for c in out.cells) == 1
+    report = (mini_book / "_build" / "smoke" / "src" / "book" / "execution_report.md").read_text()
+    assert "| a_ok | earlier run (out of date) |" in report
+    records, _, _ = build_book("smoke", root=mini_book, only=["a_ok"], progress=False)
+    out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "a_ok.ipynb", as_version=4)
+    assert records[0].status == "ok" and "value is 3" in json.dumps(out.cells)
+    assert not any("outputs of an earlier run" in c.source for c in out.cells)

@@ -48,7 +48,7 @@ class RunRecord:
     """What happened to one notebook in one build."""
 
     notebook: str
-    status: str  # "ok", "failed", "cached", "not run"
+    status: str  # "ok", "failed", "cached", "stale" (an out-of-date earlier run, kept), "not run"
     duration: float = 0.0
     peak_rss_mb: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -254,7 +254,8 @@ def _cell(value: Any) -> str:
 
 def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
     """The execution-report page as MyST markdown."""
-    icons = {"ok": "ran", "cached": "cached", "failed": "**failed**", "not run": "not run"}  # no emoji: fonts vary
+    icons = {"ok": "ran", "cached": "cached", "failed": "**failed**", "not run": "not run",  # no emoji: fonts vary
+             "stale": "earlier run (out of date)"}
     lines = [
         "# Execution report",
         "",
@@ -311,6 +312,22 @@ def _stage_static(root: Path, stage: Path) -> None:
     if (stage / "book").exists():
         shutil.rmtree(stage / "book")
     shutil.copytree(root / "book", stage / "book")
+
+
+STALE_TAG = "rewardscope-stale"
+
+
+def _mark_stale(output: Path) -> None:
+    """Put a warning at the top of an executed output that is out of date and was left out of this build."""
+    nb = nbformat.read(output, as_version=4)
+    if any(STALE_TAG in c.metadata.get("tags", []) for c in nb.cells):
+        return
+    note = nbformat.v4.new_markdown_cell(
+        "```{warning}\nThese are the outputs of an earlier run: the notebook, its parameters or the library have "
+        "changed since, and this build left it out with `--only`. Rebuild it to bring the page up to date.\n```",
+        metadata={"tags": [STALE_TAG]})
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, note)
+    atomic_write_text(output, nbformat.writes(nb))
 
 
 def _unexecuted_copy(notebook: Path, output: Path) -> None:
@@ -379,9 +396,12 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
         parameters = profiles[name]
         key = run_key(notebook, parameters, root)
         if name not in selected:
-            previous = _record_from_output(output) if _cached_output(output, key) else None
-            if previous:
+            previous = _record_from_output(output) if output.is_file() else None
+            if previous and _cached_output(output, key):
                 records[name] = RunRecord(name, "cached", previous.duration, previous.peak_rss_mb, parameters)
+            elif previous and previous.status == "ok":  # out of date, but hours of results: keep them, say so
+                _mark_stale(output)
+                records[name] = RunRecord(name, "stale", previous.duration, previous.peak_rss_mb, parameters)
             else:
                 _unexecuted_copy(notebook, output)
                 records[name] = RunRecord(name, "not run", parameters=parameters)
