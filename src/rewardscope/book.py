@@ -102,25 +102,35 @@ def _tree_hash(paths: list[Path]) -> str:
 RUNNER_MODULES = ("book.py", "cli.py", "_execute.py")
 
 
-def run_key(notebook: Path, parameters: dict[str, Any], root: Path) -> str:
-    """What a notebook's output depends on: its code cells, parameters, the library (not its runner) and the pins."""
-    nb = nbformat.read(notebook, as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+def dependency_hashes(root: Path) -> dict[str, str]:
+    """Hashes of what every notebook depends on: the library (not its runner) and the pinned requirements."""
     library = sorted(p for p in Path(__file__).parent.rglob("*.py")
                      if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
     pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
-    blob = json.dumps({"code": code, "params": parameters, "lib": _tree_hash(library), "pins": _tree_hash(pins)},
-                      sort_keys=True)
+    return {"lib": _tree_hash(library), "pins": _tree_hash(pins)}
+
+
+def run_key(notebook: Path, parameters: dict[str, Any], root: Path, dependencies: dict[str, str] | None = None) -> str:
+    """What a notebook's output depends on: its code cells, parameters, the library (not its runner) and the pins.
+
+    ``dependencies`` is :func:`dependency_hashes`, computed once when keying many notebooks.
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    blob = json.dumps({"code": code, "params": parameters, **(dependencies or dependency_hashes(root))}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _cached_output(output: Path, key: str) -> bool:
-    if not output.is_file():
-        return False
+def _metadata(output: Path) -> dict[str, Any]:
+    """An executed output's notebook metadata; empty when it is missing or unreadable (it is simply rerun)."""
     try:
-        meta = nbformat.read(output, as_version=4).metadata
-    except Exception:  # noqa: BLE001 - an unreadable output is simply rerun
-        return False
+        return nbformat.read(output, as_version=4).metadata
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def _cached_output(output: Path, key: str) -> bool:
+    meta = _metadata(output)
     return meta.get("rewardscope", {}).get("key") == key and not meta.get("papermill", {}).get("exception")
 
 
@@ -223,10 +233,7 @@ def _stamp(output: Path, record: RunRecord, key: str, profile: str) -> None:
 
 
 def _record_from_output(output: Path) -> RunRecord | None:
-    try:
-        data = nbformat.read(output, as_version=4).metadata.get("rewardscope", {}).get("record")
-    except Exception:  # noqa: BLE001
-        return None
+    data = _metadata(output).get("rewardscope", {}).get("record")
     return RunRecord(**data) if data else None
 
 
@@ -320,23 +327,22 @@ STALE_TAG = "rewardscope-stale"
 def _mark_stale(output: Path) -> None:
     """Put a warning at the top of an executed output that is out of date and was left out of this build."""
     nb = nbformat.read(output, as_version=4)
-    if any(STALE_TAG in c.metadata.get("tags", []) for c in nb.cells):
-        return
-    note = nbformat.v4.new_markdown_cell(
-        "```{warning}\nThese are the outputs of an earlier run: the notebook, its parameters or the library have "
-        "changed since, and this build left it out with `--only`. Rebuild it to bring the page up to date.\n```",
-        metadata={"tags": [STALE_TAG]})
+    if not any(STALE_TAG in c.metadata.get("tags", []) for c in nb.cells):
+        _write_with_warning(nb, output, "These are the outputs of an earlier run: the notebook, its parameters or the "
+                            "library have changed since, and this build left it out with `--only`. Rebuild it to "
+                            "bring the page up to date.", tags=[STALE_TAG])
+
+
+def _write_with_warning(nb, output: Path, text: str, tags: list[str] | None = None) -> None:
+    """Write ``nb`` to ``output`` with a warning box under its title."""
+    note = nbformat.v4.new_markdown_cell(f"```{{warning}}\n{text}\n```", metadata={"tags": tags} if tags else {})
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, note)
     atomic_write_text(output, nbformat.writes(nb))
 
 
 def _unexecuted_copy(notebook: Path, output: Path) -> None:
-    nb = nbformat.read(notebook, as_version=4)
-    note = nbformat.v4.new_markdown_cell(
-        "```{warning}\nThis notebook was not executed in this build (it was left out with `--only`), so it shows "
-        "no outputs.\n```")
-    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, note)
-    atomic_write_text(output, nbformat.writes(nb))
+    _write_with_warning(nbformat.read(notebook, as_version=4), output, "This notebook was not executed in this build "
+                        "(it was left out with `--only`), so it shows no outputs.")
 
 
 def run_sphinx(stage: Path, path_output: Path) -> tuple[int, str]:
@@ -352,10 +358,7 @@ def previous_duration(root: Path, profile: str, name: str) -> float | None:
     """Seconds the last successful run of a notebook took with this profile (book or ``run``), if recorded."""
     for output in (build_dir(root, profile) / "src" / "notebooks" / f"{name}.ipynb",
                    root / "_build" / "runs" / f"{name}.ipynb"):
-        try:
-            meta = nbformat.read(output, as_version=4).metadata.get("rewardscope", {})
-        except Exception:  # noqa: BLE001 - missing or unreadable: no expectation
-            continue
+        meta = _metadata(output).get("rewardscope", {})
         record = meta.get("record") or {}
         if meta.get("profile") == profile and record.get("status") == "ok" and record.get("duration", 0) > 0:
             return float(record["duration"])
@@ -391,10 +394,11 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
     (stage / "notebooks").mkdir(parents=True, exist_ok=True)
     records: dict[str, RunRecord] = {}
     todo = []
+    dependencies = dependency_hashes(root)
     for name in names:
         notebook, output = root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb"
         parameters = profiles[name]
-        key = run_key(notebook, parameters, root)
+        key = run_key(notebook, parameters, root, dependencies)
         if name not in selected:
             previous = _record_from_output(output) if output.is_file() else None
             if previous and _cached_output(output, key):
