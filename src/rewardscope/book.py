@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import nbformat
 
 from . import progress as progress_bars
 from .artifacts import atomic_write_text
-from .params import ParameterError, check_parameters, load_profile
+from .params import ParameterError, check_parameters, load_profile, profile_label
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,18 @@ def notebook_names(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
 
 
-def resolve_notebook(root: Path, name: str) -> Path:
-    """A notebook by stem ("00_model_zoo") or path ("notebooks/00_model_zoo.ipynb")."""
+def resolve_notebook(root: Path, name: str, *, allow_path: bool = False) -> Path:
+    """A notebook by stem ("00_model_zoo"), or by path to a ``.ipynb`` file with ``allow_path`` (``rewardscope
+    run`` executes the file it is given, a modified copy included: never the project's namesake)."""
+    if name.endswith(".ipynb") and (allow_path or os.sep in name):
+        path = Path(name).expanduser().resolve()
+        if allow_path:
+            if not path.is_file():
+                raise ParameterError(f"notebook file {name!r} does not exist")
+            return path
+        if path.parent != (root / "notebooks").resolve():
+            raise ParameterError(f"the book builds only its own notebooks (in {root / 'notebooks'}), got {name!r}; "
+                                 "run another file with `rewardscope run PATH`")
     stem = Path(name).stem if name.endswith(".ipynb") else name
     path = root / "notebooks" / f"{stem}.ipynb"
     if not path.is_file():
@@ -77,13 +88,13 @@ def resolve_notebook(root: Path, name: str) -> Path:
     return path
 
 
-def build_dir(root: Path, profile: str) -> Path:
-    return root / "_build" / profile
+def build_dir(root: Path, profile: str | Path) -> Path:
+    return root / "_build" / profile_label(profile)
 
 
-def site_dir(root: Path, profile: str) -> Path:
+def site_dir(root: Path, profile: str | Path) -> Path:
     """Where the HTML lands: _build/html for the default profile, _build/<profile>/_build/html otherwise."""
-    return root / "_build" / "html" if profile == "default" else build_dir(root, profile) / "_build" / "html"
+    return root / "_build" / "html" if str(profile) == "default" else build_dir(root, profile) / "_build" / "html"
 
 
 def _tree_hash(paths: list[Path]) -> str:
@@ -97,9 +108,9 @@ def _tree_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-# The runner and the command line: they execute notebooks and render the report, notebooks never call them,
-# so editing them must not cost an hour of reruns.
-RUNNER_MODULES = ("book.py", "cli.py", "_execute.py")
+# The runner and the command line: they execute notebooks, check parameters and render the report; notebooks
+# never call them, so editing them must not cost an hour of reruns.
+RUNNER_MODULES = ("book.py", "cli.py", "_execute.py", "params.py", "param_rules.py")
 
 
 def dependency_hashes(root: Path) -> dict[str, str]:
@@ -198,7 +209,8 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *
     process's stderr; ``threads`` caps the kernel's CPU threads (for notebooks run side by side).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+           "REWARDSCOPE_CWD": os.environ.get("REWARDSCOPE_CWD") or os.getcwd()}  # relative specs: the caller's folder
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory(prefix="rewardscope-progress-") as tmp:
@@ -212,8 +224,9 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *
             follower.start()
         spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
                 "timeout": timeout, "progress": str(sink) if progress else None, "log_output": log_output}
-        proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec)], env=env,
-                              stdout=subprocess.PIPE, stderr=None if log_output else subprocess.PIPE, text=True)
+        # The runner and its kernel die with this process, even on kill -9 (see _execute.die_with_parent)
+        proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec), str(os.getpid())],
+                              env=env, stdout=subprocess.PIPE, stderr=None if log_output else subprocess.PIPE, text=True)
         if follower is not None:
             stop.set()
             follower.join()
@@ -340,9 +353,55 @@ def _write_with_warning(nb, output: Path, text: str, tags: list[str] | None = No
     atomic_write_text(output, nbformat.writes(nb))
 
 
+_GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`:]+)(?::[^`]*)?`")
+_GLUE_FIGURE = re.compile(r"(`{3,}|:{3,})\{glue:figure\}[ \t]*(\S+)[^\n]*\n.*?\1[ \t]*(?=\n|$)", re.S)
+MISSING_VALUE = "*(not computed in this build)*"
+
+
+def glued_names(nb) -> set[str]:
+    """The names a notebook's outputs glued (myst-nb records each as output metadata ``scrapbook.name``)."""
+    return {out.get("metadata", {}).get("scrapbook", {}).get("name") for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", [])} - {None}
+
+
+def without_missing_glue(nb) -> int:
+    """Replace references to values the notebook never glued (a page left out, or one that failed part-way) with a
+    visible placeholder, so the site still builds under warnings-as-errors; returns how many were replaced."""
+    present, replaced = glued_names(nb), 0
+
+    def role(match):
+        nonlocal replaced
+        if match.group(1) in present:
+            return match.group(0)
+        replaced += 1
+        return MISSING_VALUE
+
+    def figure(match):
+        nonlocal replaced
+        if match.group(2) in present:
+            return match.group(0)
+        replaced += 1
+        return f"```{{note}}\nThe figure `{match.group(2)}` was not computed in this build.\n```"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _GLUE_ROLE.sub(role, _GLUE_FIGURE.sub(figure, cell.source))
+    return replaced
+
+
 def _unexecuted_copy(notebook: Path, output: Path) -> None:
-    _write_with_warning(nbformat.read(notebook, as_version=4), output, "This notebook was not executed in this build "
-                        "(it was left out with `--only`), so it shows no outputs.")
+    nb = nbformat.read(notebook, as_version=4)
+    without_missing_glue(nb)
+    _write_with_warning(nb, output, "This notebook was not executed in this build (it was left out with `--only`), "
+                        "so it shows no outputs.")
+
+
+def _mark_failed(output: Path) -> None:
+    """A failed run's page keeps its traceback; the values it never computed show as placeholders."""
+    nb = nbformat.read(output, as_version=4)
+    if without_missing_glue(nb):
+        _write_with_warning(nb, output, "This notebook failed in this build: the cell with the error shows its "
+                            "traceback, and values it did not reach read *(not computed in this build)*.")
 
 
 def run_sphinx(stage: Path, path_output: Path) -> tuple[int, str]:
@@ -360,7 +419,7 @@ def previous_duration(root: Path, profile: str, name: str) -> float | None:
                    root / "_build" / "runs" / f"{name}.ipynb"):
         meta = _metadata(output).get("rewardscope", {})
         record = meta.get("record") or {}
-        if meta.get("profile") == profile and record.get("status") == "ok" and record.get("duration", 0) > 0:
+        if meta.get("profile") == profile_label(profile) and record.get("status") == "ok" and record.get("duration", 0) > 0:
             return float(record["duration"])
     return None
 
@@ -370,7 +429,7 @@ def _expectation(root: Path, profile: str, name: str) -> str:
     return f"; the last run took {seconds / 60:.1f} min" if seconds else ""
 
 
-def build_book(profile: str = "default", only: list[str] | None = None, root: Path | None = None,
+def build_book(profile: str | Path = "default", only: list[str] | None = None, root: Path | None = None,
                force: bool = False, progress: bool = True, jobs: int = 1) -> tuple[list[RunRecord], int, str]:
     """Execute the notebooks with a profile and build the site.
 
@@ -388,8 +447,9 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
     names = notebook_names(root)
     profiles = load_profile(profile, root / "notebooks" / "params", names)
     selected = [resolve_notebook(root, n).stem for n in only] if only else names
-    for name in names:
-        check_parameters(root / "notebooks" / f"{name}.ipynb", profiles[name])
+    for name in names:  # values everywhere; loadable specs and devices where a kernel will run
+        check_parameters(root / "notebooks" / f"{name}.ipynb", profiles[name], environment=name in selected)
+    label = profile_label(profile)
     stage = build_dir(root, profile) / "src"
     (stage / "notebooks").mkdir(parents=True, exist_ok=True)
     records: dict[str, RunRecord] = {}
@@ -427,7 +487,9 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
         record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks",
                                   progress=progress and jobs == 1, threads=threads)
         if output.is_file():
-            _stamp(output, record, key if record.status == "ok" else "", profile)
+            if record.status != "ok":
+                _mark_failed(output)
+            _stamp(output, record, key if record.status == "ok" else "", label)
         else:
             _unexecuted_copy(notebook, output)
         logger.info("%s: %s in %.1f s", name, record.status, record.duration)
@@ -438,25 +500,47 @@ def build_book(profile: str = "default", only: list[str] | None = None, root: Pa
             records[record.notebook] = record
     ordered = [records[name] for name in names]
     _stage_static(root, stage)
-    atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, profile, root))
-    path_output = root if profile == "default" else build_dir(root, profile)
+    atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, label, root))
+    path_output = root if label == "default" and str(profile) == "default" else build_dir(root, profile)
     start = time.time()
     code, log = run_sphinx(stage, path_output)
     logger.info("site built in %.1f s (exit %d): %s", time.time() - start, code, site_dir(root, profile))
     return ordered, code, log
 
 
-def run_one(notebook: str, parameters: dict[str, Any], profile: str = "default", output: Path | None = None,
+def writable_output(output: Path) -> Path:
+    """``output`` if a notebook can be written there (its folder is made); else one clear ParameterError."""
+    output = Path(output).expanduser()
+    if output.suffix != ".ipynb":
+        raise ParameterError(f"output {str(output)!r} must be a .ipynb file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".rewardscope-probe-"):
+            pass
+    except OSError as err:
+        raise ParameterError(f"cannot write the output notebook {str(output)!r}: {err.strerror or err}") from None
+    return output
+
+
+def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "default", output: Path | None = None,
             root: Path | None = None, progress: bool = True) -> RunRecord:
-    """Execute one notebook with a profile's parameters overridden by ``parameters`` (no site build)."""
+    """Execute one notebook with a profile's parameters overridden by ``parameters`` (no site build).
+
+    ``notebook`` is a project notebook's name or a path to a ``.ipynb`` file (that file is run, with the
+    profile's values for the project notebook of the same name, if any). Every parameter is checked,
+    and every spec resolved, before the kernel starts.
+    """
     root = project_root(root)
-    path = resolve_notebook(root, notebook)
-    values = load_profile(profile, root / "notebooks" / "params", notebook_names(root))[path.stem]
+    path = resolve_notebook(root, notebook, allow_path=True)
+    label = profile_label(profile)
+    values = load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {})
     values.update(parameters)
-    check_parameters(path, values)
-    output = Path(output) if output else root / "_build" / "runs" / f"{path.stem}.ipynb"
-    logger.info("%s: running (%s profile%s)", path.stem, profile, _expectation(root, profile, path.stem))
+    check_parameters(path, values, environment=True)
+    output = writable_output(output if output else root / "_build" / "runs" / f"{path.stem}.ipynb")
+    logger.info("%s: running (%s profile%s)", path.stem, label, _expectation(root, label, path.stem))
     record = execute_notebook(path, output, values, cwd=root / "notebooks", progress=progress)
-    if output.is_file():
-        _stamp(output, record, "", profile)  # a record for the next run's expectation, never a book cache key
+    if output.is_file() and output.stat().st_size:
+        _stamp(output, record, "", label)  # a record for the next run's expectation, never a book cache key
+    elif output.is_file():
+        output.unlink()  # papermill failed before writing anything: leave no empty notebook behind
     return record

@@ -72,7 +72,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     book = sub.add_parser("book", help="execute every notebook with a profile and build the site")
-    book.add_argument("--profile", default="default", choices=PROFILES)
+    book.add_argument("--profile", default="default", metavar="NAME|PATH",
+                      help=f"a profile ({', '.join(PROFILES)}) or a YAML file in the same schema (default: default)")
     book.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="execute only these notebooks")
     book.add_argument("--force", action="store_true", help="rerun notebooks whose cached output is current")
     book.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
@@ -80,10 +81,11 @@ def make_parser() -> argparse.ArgumentParser:
     book.set_defaults(func=_book)
 
     run = sub.add_parser("run", help="execute one notebook (no site build)")
-    run.add_argument("notebook", help="a notebook name (00_model_zoo) or path")
+    run.add_argument("notebook", help="a notebook name (00_model_zoo) or the path of a .ipynb file to run")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="override a parameter; VALUE is read as YAML (3, 0.5, '[\"a\", \"b\"]', cuda)")
-    run.add_argument("--profile", default="default", choices=PROFILES, help="the profile whose values are the base")
+    run.add_argument("--profile", default="default", metavar="NAME|PATH",
+                     help="the profile (a name or a YAML file) whose values are the base")
     run.add_argument("-o", "--output", help="output notebook (default _build/runs/NAME.ipynb)")
     run.set_defaults(func=_run)
 
@@ -98,13 +100,31 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_cache() -> None:
+    """The artifact cache must be a folder we can write, before any work starts."""
+    from .artifacts import cache_root
+
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        raise ParameterError(f"the cache {str(root)!r} (REWARDSCOPE_CACHE) is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ParameterError(f"cannot create the cache folder {str(root)!r} (REWARDSCOPE_CACHE): "
+                             f"{err.strerror or err}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
+        _check_cache()
         return args.func(args)
     except (ParameterError, ModelSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeError) as err:  # a file or folder we cannot use: one line, no traceback
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
 
 

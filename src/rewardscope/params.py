@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-PROFILES = ("smoke", "default", "paper")
+PROFILES = ("smoke", "default", "paper", "replica")
 _EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 
@@ -84,15 +85,35 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
     return declared
 
 
-def load_profile(profile: str, params_dir: Path, notebooks: list[str]) -> dict[str, dict[str, Any]]:
-    """Read ``params_dir/<profile>.yml``: {notebook name: {parameter: value}}; checks names only."""
-    if profile not in PROFILES:
-        raise ParameterError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
-    path = Path(params_dir) / f"{profile}.yml"
+def profile_path(profile: str | Path, params_dir: Path) -> Path:
+    """A profile's YAML file: a name in ``params_dir`` (smoke, default, paper, replica) or a path to a file in
+    the same schema (a user's own profile needs no edit inside the package)."""
+    text = str(profile)
+    if text in PROFILES:
+        return Path(params_dir) / f"{text}.yml"
+    if text.endswith((".yml", ".yaml")) or os.sep in text:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ParameterError(f"profile file {text!r} does not exist")
+        return path.resolve()
+    raise ParameterError(f"unknown profile {text!r}; profiles: {', '.join(PROFILES)}, or a path to a .yml file")
+
+
+def profile_label(profile: str | Path) -> str:
+    """A profile's short name, for build folders and reports: the name, or the file's stem."""
+    text = str(profile)
+    return text if text in PROFILES else Path(text).stem
+
+
+def load_profile(profile: str | Path, params_dir: Path, notebooks: list[str]) -> dict[str, dict[str, Any]]:
+    """Read a profile (see :func:`profile_path`): {notebook name: {parameter: value}}; checks names only."""
+    path = profile_path(profile, params_dir)
     if not path.is_file():
         raise ParameterError(f"profile file {path} is missing")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ParameterError(f"profile file {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -105,8 +126,16 @@ def load_profile(profile: str, params_dir: Path, notebooks: list[str]) -> dict[s
     return {name: dict(data.get(name, {})) for name in notebooks}
 
 
-def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """Check ``values`` against the notebook's declared parameters; return them unchanged."""
+def check_parameters(notebook: Path, values: dict[str, Any], *, environment: bool = False) -> dict[str, Any]:
+    """Check ``values`` against the notebook's declared parameters; return them unchanged.
+
+    Names and types come from the notebook's ``parameters`` cell; values (bounds, choices, list lengths, spec
+    syntax, reward-option keys) from :mod:`rewardscope.param_rules`, applied to the values the kernel will see
+    (the defaults overridden by ``values``). ``environment`` also checks that every model and data spec can be
+    loaded here and that the device exists (the runner does, before a kernel starts; schema tests do not).
+    """
+    from .param_rules import RuleError, check_environment, check_values
+
     declared = declared_parameters(notebook)
     name = Path(notebook).stem
     for key, value in values.items():
@@ -115,6 +144,13 @@ def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
         if not declared[key].accepts(value):
             raise ParameterError(f"parameter {key!r} of {name} must be {declared[key].type_name}, "
                                  f"got {type(value).__name__} {value!r}")
+    effective = {key: d.default for key, d in declared.items()} | values
+    try:
+        check_values(effective)
+        if environment:
+            check_environment(effective)
+    except RuleError as err:
+        raise ParameterError(f"{name}: {err}") from None
     return values
 
 

@@ -1,0 +1,256 @@
+"""The runner refuses bad values before a kernel starts, builds pages that failed or were left out, runs the
+file it is given, and leaves no kernel behind when it is killed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+import yaml
+
+from rewardscope.book import MISSING_VALUE, build_book, run_one, site_dir, without_missing_glue
+from rewardscope.cli import main
+from rewardscope.params import ParameterError, check_parameters, load_profile
+
+from .conftest import ROOT
+
+NB = ROOT / "notebooks"
+
+
+def _nb(n):
+    return NB / f"{n}.ipynb"
+
+
+# -------------------------------------------------------------------------------------------------
+# Values, bounds and specs: one line naming the parameter, before any kernel
+
+
+@pytest.mark.parametrize("notebook, values, match", [
+    ("00_model_zoo", {"prompts": []}, "parameter 'prompts' must be a list of at least 1"),
+    ("00_model_zoo", {"prompts": [1, 2]}, "parameter 'prompts' item 0 must be a non-empty string"),
+    ("00_model_zoo", {"max_new_tokens": -3}, "parameter 'max_new_tokens' must be an int >= 1"),
+    ("00_model_zoo", {"dtype": "int8"}, "parameter 'dtype' must be one of float32, bfloat16"),
+    ("00_model_zoo", {"device": "tpu"}, "parameter 'device' must be 'cpu', 'cuda'"),
+    ("00_model_zoo", {"policy": ""}, "parameter 'policy' must be a non-empty model spec"),
+    ("00_model_zoo", {"policy": "bad\udcff"}, "parameter 'policy' holds text that is not valid UTF-8"),
+    ("03_vocab_sweep", {"reward_models": []}, "parameter 'reward_models' must be a list of at least 1"),
+    ("03_vocab_sweep", {"main_prompt": "nah"}, "parameter 'main_prompt' must be one of the prompts' names"),
+    ("03_vocab_sweep", {"reward_options": {"sentiment-smollm2": {"dtyp": "bfloat16"}}}, "unknown option.*'dtyp'"),
+    ("03_vocab_sweep", {"reward_options": {"sentiment-smollm3": {"dtype": "bfloat16"}}},
+     "names 'sentiment-smollm3', which no model parameter"),
+    ("03_vocab_sweep", {"reward_options": {"sentiment-smollm2": {"trust_remote_code": "no"}}},
+     "option 'trust_remote_code' must be true or false"),
+    ("05_reward_transforms", {"quantile": float("inf")}, "parameter 'quantile' must be finite"),
+    ("05_reward_transforms", {"quantile": 1.0}, r"parameter 'quantile' must be a finite number in \(0, 1\)"),
+    ("05_reward_transforms", {"quantiles": []}, "parameter 'quantiles' must be a list of at least 1"),
+    ("05_reward_transforms", {"rl_generations": 1}, "parameter 'rl_generations' must be an int >= 2"),
+    ("02_irl_extraction", {"split": [0.5, 0.5]}, "parameter 'split' must be three shares"),
+    ("02_irl_extraction", {"split": [0.5, 0.2, 0.2]}, "sum with validation to 1"),
+    ("02_irl_extraction", {"n_bootstrap": 0}, "parameter 'n_bootstrap' must be an int >= 1"),
+    ("02_irl_extraction", {"trainable": "some"}, "parameter 'trainable' must be 'all', 'head'"),
+    ("01_irm_divergence", {"sae_seeds": []}, "parameter 'sae_seeds' must be a list of at least 1"),
+    ("04_seal_imprint", {"n_pairs": 0}, "parameter 'n_pairs' must be an int >= 1"),
+])
+def test_bad_values_fail_with_one_line_naming_the_parameter(notebook, values, match):
+    with pytest.raises(ParameterError, match=match) as info:
+        check_parameters(_nb(notebook), values)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{notebook}: ")
+
+
+@pytest.mark.parametrize("notebook, values, match", [
+    ("00_model_zoo", {"policy": "no-such-model"}, "'no-such-model' is not an embedded name"),
+    ("00_model_zoo", {"policy": "./no/such/dir"}, "local path .*no/such/dir' does not exist"),
+    ("00_model_zoo", {"policy": "org/name"}, "hub model 'org/name' cannot be fetched"),
+    ("03_vocab_sweep", {"drift_rm": "/no/such/rm"}, "parameter 'drift_rm': local path"),
+    ("05_reward_transforms", {"prompt_source": "no-such-source"}, "parameter 'prompt_source'"),
+])
+def test_specs_that_cannot_load_here_fail_before_a_kernel(notebook, values, match, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_parameters(_nb(notebook), values)  # the values themselves are well formed
+    with pytest.raises(ParameterError, match=match):
+        check_parameters(_nb(notebook), values, environment=True)
+
+
+def test_cuda_is_refused_where_there_is_none():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ParameterError, match="'device' is 'cuda' but CUDA is not available here"):
+        check_parameters(_nb("00_model_zoo"), {"device": "cuda"}, environment=True)
+
+
+def test_decoder_rm_without_a_chat_template_is_refused_early(tmp_path):
+    from rewardscope.zoo import resolve
+
+    import shutil
+
+    rm = tmp_path / "rm"
+    shutil.copytree(resolve("tiny-llama-rm"), rm)
+    config = json.loads((rm / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (rm / "tokenizer_config.json").write_text(json.dumps(config))
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (rm / name).unlink(missing_ok=True)
+    with pytest.raises(ParameterError, match="decoder reward model whose tokenizer has no chat template"):
+        check_parameters(_nb("03_vocab_sweep"), {"drift_rm": str(rm)}, environment=True)
+    check_parameters(_nb("03_vocab_sweep"), {"drift_rm": str(rm), "reward_options": {str(rm): {"chat_template": "hh"}}},
+                     environment=True)
+
+
+def test_relative_specs_are_read_from_the_callers_folder(tmp_path, monkeypatch):
+    from rewardscope.param_rules import caller_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REWARDSCOPE_CWD", raising=False)
+    assert caller_path("./m") == tmp_path / "m"
+    monkeypatch.setenv("REWARDSCOPE_CWD", "/somewhere")
+    assert str(caller_path("m")) == "/somewhere/m" and str(caller_path("/abs/m")) == "/abs/m"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_offline_profiles_pass_the_environment_checks(profile):
+    values = load_profile(profile, NB / "params", sorted(p.stem for p in NB.glob("*.ipynb")))
+    for name, params in values.items():
+        check_parameters(_nb(name), params, environment=True)
+
+
+# -------------------------------------------------------------------------------------------------
+# The command line: one line for each fault, no partial output
+
+
+def _cli(*args, env=None, cwd=ROOT):
+    run_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rewardscope.cli", *args], cwd=cwd, env=run_env,
+                          capture_output=True, timeout=120)
+
+
+def test_cli_faults_give_one_line_and_leave_nothing_behind(tmp_path):
+    out = tmp_path / "out.ipynb"
+    bad = _cli("run", "00_model_zoo", "--profile", "smoke", "-p", "policy", b"bad\xff".decode("utf-8", "surrogateescape"),
+               "-o", str(out))
+    assert bad.returncode == 2 and b"not valid UTF-8" in bad.stderr and b"Traceback" not in bad.stderr
+    assert not out.exists()
+    proc = _cli("run", "00_model_zoo", "--profile", "smoke", "-o", "/proc/no/such/out.ipynb")
+    assert proc.returncode == 2 and b"cannot write the output notebook" in proc.stderr and b"Traceback" not in proc.stderr
+    cache_file = tmp_path / "cache-is-a-file"
+    cache_file.write_text("x")
+    proc = _cli("zoo", "list", env={"REWARDSCOPE_CACHE": str(cache_file)})
+    assert proc.returncode == 2 and b"is a file, not a folder" in proc.stderr and b"Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _notebook(path, body, params="value: int = 1", markdown="# page"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(markdown),
+                nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+                *[nbformat.v4.new_code_cell(b) for b in ([body] if isinstance(body, str) else body)]]
+    nbformat.write(nb, path)
+
+
+def test_run_executes_the_file_it_is_given(tmp_path, monkeypatch):
+    copy = tmp_path / "00_model_zoo.ipynb"  # a modified copy of a project notebook: same parameters, new code
+    project = nbformat.read(_nb("00_model_zoo"), as_version=4)
+    params = next(c.source for c in project.cells if "parameters" in c.metadata.get("tags", []))
+    _notebook(copy, "print('the copy ran', max_new_tokens)", params=params)
+    out = tmp_path / "out.ipynb"
+    record = run_one(str(copy), {"max_new_tokens": 5}, profile="smoke", output=out, progress=False)
+    assert record.status == "ok", record.error
+    assert "the copy ran 5" in json.dumps(nbformat.read(out, as_version=4).cells[-1].outputs)
+    with pytest.raises(ParameterError, match="notebook file .* does not exist"):
+        run_one(str(tmp_path / "nope.ipynb"), {}, profile="smoke")
+
+
+def test_profile_may_be_a_file(tmp_path):
+    profile = tmp_path / "mine.yml"
+    profile.write_text(yaml.safe_dump({"00_model_zoo": {"max_new_tokens": 3}}))
+    values = load_profile(str(profile), NB / "params", ["00_model_zoo"])
+    assert values == {"00_model_zoo": {"max_new_tokens": 3}}
+    with pytest.raises(ParameterError, match="profile file .* does not exist"):
+        load_profile(str(tmp_path / "none.yml"), NB / "params", ["00_model_zoo"])
+    with pytest.raises(ParameterError, match="unknown profile 'fast'"):
+        load_profile("fast", NB / "params", ["00_model_zoo"])
+
+
+# -------------------------------------------------------------------------------------------------
+# Pages that failed or were left out still build; the CLI names the notebook only
+
+
+def test_missing_glue_becomes_a_placeholder():
+    nb = nbformat.v4.new_notebook()
+    glued = nbformat.v4.new_code_cell("glue('a', 1)")
+    glued.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "1"},
+                                            metadata={"scrapbook": {"name": "a", "mime_prefix": ""}})]
+    nb.cells = [glued, nbformat.v4.new_markdown_cell(
+        "A is {glue:text}`a:.2f`, B is {glue:text}`b`, C is {glue:}`c`.\n\n"
+        "```{glue:figure} fig_a\n:name: fig-a\n\nCaption.\n```\n\ntail")]
+    assert without_missing_glue(nb) == 3
+    text = nb.cells[1].source
+    assert "{glue:text}`a:.2f`" in text and text.count(MISSING_VALUE) == 2
+    assert "`fig_a` was not computed" in text and text.endswith("tail") and "Caption" not in text
+
+
+@pytest.fixture
+def glue_book(tmp_path):
+    """A book whose second page glues one value and then fails before gluing the next."""
+    (tmp_path / "notebooks" / "params").mkdir(parents=True)
+    (tmp_path / "book").mkdir()
+    glue = "from myst_nb import glue\n"
+    _notebook(tmp_path / "notebooks" / "a_ok.ipynb", glue + "glue('x', value)",
+              markdown="# a\n\nx is {glue:text}`x`.")
+    _notebook(tmp_path / "notebooks" / "b_fails.ipynb", [glue + "glue('y', 1.5)", "raise RuntimeError('planted')",
+                                                          glue + "glue('z', 2)"],
+              markdown="# b\n\ny is {glue:text}`y:.1f` and z is {glue:text}`z`.")
+    for profile in ("smoke", "default", "paper"):
+        (tmp_path / "notebooks" / "params" / f"{profile}.yml").write_text("{}")
+    (tmp_path / "book" / "intro.md").write_text("# Mini\n")
+    (tmp_path / "book" / "execution_report.md").write_text("# Execution report\n")
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump({
+        "format": "jb-book", "root": "book/intro",
+        "chapters": [{"file": "notebooks/a_ok"}, {"file": "notebooks/b_fails"}, {"file": "book/execution_report"}]}))
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump({
+        "title": "mini", "only_build_toc_files": True, "execute": {"execute_notebooks": "off"}}))
+    return tmp_path
+
+
+def test_failed_and_left_out_pages_build_and_only_the_notebook_is_named(glue_book, monkeypatch, capsys):
+    _, code, log = build_book("smoke", root=glue_book, only=["a_ok"], progress=False)  # b left out: no glue at all
+    assert code == 0, log
+    monkeypatch.chdir(glue_book)
+    assert main(["book", "--profile", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "notebooks failed: b_fails" in err and "site build failed" not in err
+    html = (site_dir(glue_book, "smoke") / "notebooks" / "b_fails.html").read_text()
+    assert "planted" in html and "1.5" in html and "not computed in this build" in html
+
+
+# -------------------------------------------------------------------------------------------------
+# Killing the runner stops its kernel
+
+
+def test_killing_the_runner_stops_its_kernel(tmp_path):
+    import psutil
+
+    marker = tmp_path / "kernel.pid"
+    slow = tmp_path / "slow.ipynb"
+    _notebook(slow, f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")
+    runner = subprocess.Popen([sys.executable, "-m", "rewardscope.cli", "run", str(slow), "--profile", "smoke",
+                               "-o", str(tmp_path / "out.ipynb")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while not marker.exists() or not marker.read_text():
+            assert time.time() < deadline and runner.poll() is None, "the kernel never started"
+            time.sleep(0.5)
+        kernel = psutil.Process(int(marker.read_text()))
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        kernel.wait(timeout=30)  # raises psutil.TimeoutExpired if the kernel outlives its runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()
