@@ -84,6 +84,8 @@ def test_clustering_matters_and_bonferroni_counts_only_the_features():
     (lambda f: f.drop(columns="length"), r"feature column\(s\) \['length'\] not in frame"),
     (lambda f: f.assign(harmless=1), r"feature\(s\) \['harmless'\] are constant"),
     (lambda f: f.assign(reward=f["reward"].where(f.index != 3)), r"\['reward'\] contain NaN"),
+    (lambda f: f.assign(reward=f["reward"].where(f.index != 3, -np.inf)), r"\['reward'\] contain inf or -inf"),
+    (lambda f: f.assign(length=f["length"].where(f.index != 7, np.inf)), r"\['length'\] contain inf or -inf"),
     (lambda f: f.head(5), "5 rows cannot fit 4 features"),
     (lambda f: f.assign(length=2 * f["helpful"]), "collinear"),
     (lambda f: f.assign(sentiment=f["sentiment"].astype(str)), "'sentiment' must be numeric"),
@@ -154,6 +156,23 @@ def test_regimes_refuse_misaligned_indexes_and_bad_lengths():
         alignment_regimes([1, 2], [0, np.nan], [1, 2], [0, 0])
     with pytest.raises(ValueError, match="empty"):
         alignment_regimes([], [], [], [])
+
+
+@pytest.mark.parametrize("position, value, match", [
+    (0, np.inf, r"pre_chosen contains \+inf at position 1; scores must be finite"),
+    (3, -np.inf, r"post_rejected contains -inf at position 1"),
+    (2, np.nan, r"post_chosen contains NaN at position 1"),
+])
+def test_regimes_refuse_non_finite_scores(position, value, match):
+    scores = [[1.0, 2.0], [0.0, 0.0], [1.0, 2.0], [0.0, 0.0]]
+    scores[position][1] = value
+    with pytest.raises(ValueError, match=match):
+        alignment_regimes(*scores)
+
+
+def test_regimes_refuse_non_numeric_scores():
+    with pytest.raises(TypeError, match="pre_rejected must be a sequence of numbers"):
+        alignment_regimes([1, 2], ["a", "b"], [1, 2], [0, 0])
     with pytest.raises(ValueError, match="both pre_chosen and pre_rejected"):
         alignment_resistance([1], [0], pre_chosen=[1])
 

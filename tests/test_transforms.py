@@ -126,6 +126,50 @@ def test_aggregate_rejects_bad_input(args, kwargs, message):
         aggregate(*args, **kwargs)
 
 
+@pytest.mark.parametrize("r, r_ref, message", [
+    ([0.0, 1.0, 2.0], [[0.0], [1.0], [2.0]], r"r_ref has shape \(3, 1\) but r has shape \(3,\)"),  # was a 3x3 result
+    ([0.0, 1.0, 2.0], [0.0, 1.0], r"r_ref has shape \(2,\) but r has shape \(3,\)"),
+    (np.zeros((2, 3)), np.zeros(2), r"r_ref has shape \(2,\) but r has shape \(2, 3\)"),  # per prompt needs [n, 1]
+    (0.0, [0.0, 1.0], r"r_ref has shape \(2,\) but r has shape \(\)"),
+])
+def test_log_sigmoid_refuses_a_reference_that_would_change_the_shape(r, r_ref, message):
+    with pytest.raises(ValueError, match=message) as err:
+        log_sigmoid_transform(r, r_ref)
+    assert "\n" not in str(err.value) and "broadcast" not in str(err.value)
+
+
+def test_log_sigmoid_refuses_an_infinite_reference():
+    with pytest.raises(ValueError, match="r_ref has 1 non-finite"):
+        log_sigmoid_transform([0.0, 1.0], [0.0, -np.inf])
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    (({"a": np.ones(3)}, {"a": np.ones((3, 1))}), {}, ValueError,
+     r"references\['a'\] has shape \(3, 1\) but rewards\['a'\] has shape \(3,\)"),
+    (({"a": np.ones(3)}, {"a": np.ones(2)}), {}, ValueError, r"references\['a'\] has shape \(2,\)"),
+    (({"a": np.ones(2), "b": np.ones(3)},), {"method": "raw"}, ValueError,
+     r"rewards\['a'\] has shape \(2,\) but rewards\['b'\] has shape \(3,\)"),
+    (({"a": []}, {"a": []}), {}, ValueError, "rewards are empty"),
+    (({"a": [], "b": []},), {"method": "raw"}, ValueError, "rewards are empty"),
+    (({"a": np.ones(2)}, {"a": [0.0, np.inf]}), {}, ValueError, r"references\['a'\] has 1 non-finite"),
+    (({"a": [1.0, np.nan]}, {"a": 0.0}), {}, ValueError, r"rewards\['a'\] has 1 non-finite"),
+    (({"a": np.ones(2)},), {"method": "raw", "weights": {"a": [1.0, 2.0]}}, ValueError, r"weights\['a'\] must be one"),
+    (([1.0, 2.0],), {"method": "raw"}, TypeError, "rewards must be a dict"),
+    (({"a": np.ones(2)}, [np.zeros(2)]), {}, TypeError, "references must be a dict"),
+])
+def test_aggregate_refuses_mismatched_empty_or_non_finite_input(args, kwargs, error, message):
+    with pytest.raises(error, match=message) as err:
+        aggregate(*args, **kwargs)
+    assert "\n" not in str(err.value) and "broadcast" not in str(err.value)
+
+
+def test_good_on_all_refuses_a_reference_that_would_change_the_shape():
+    with pytest.raises(ValueError, match=r"references\['a'\] has shape \(3, 1\)"):
+        good_on_all({"a": np.ones(3)}, {"a": np.ones((3, 1))})
+    with pytest.raises(ValueError, match="need a reference for every reward"):
+        good_on_all({"a": np.ones(3)}, {"b": np.ones(3)})
+
+
 def brute_force_best_of_n(utility, value, n):
     """Average, over every n-subset, of the value of its utility-best sample (first on ties)."""
     out = []

@@ -35,15 +35,20 @@ VERDICTS = ("agrees", "disagrees", "indifferent")
 
 
 def _vector(name: str, values, n: int | None = None) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}") from None
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"{name} is empty")
     if n is not None and array.size != n:
         raise ValueError(f"{name} has {array.size} values but the first input has {n}; they must pair up")
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN at position {int(np.flatnonzero(np.isnan(array))[0])}")
+    if not np.isfinite(array).all():
+        i = int(np.flatnonzero(~np.isfinite(array))[0])
+        kind = "NaN" if np.isnan(array[i]) else f"{array[i]:+}"
+        raise ValueError(f"{name} contains {kind} at position {i}; scores must be finite")
     return array
 
 
@@ -130,6 +135,9 @@ def feature_imprint(frame: pd.DataFrame, reward: str, features: Sequence[str], c
     if data.isna().any().any():
         bad = data.columns[data.isna().any()].tolist()
         raise ValueError(f"column(s) {bad} contain NaN; drop or impute those rows first")
+    if np.isinf(data.to_numpy()).any():
+        bad = data.columns[np.isinf(data.to_numpy()).any(axis=0)].tolist()
+        raise ValueError(f"column(s) {bad} contain inf or -inf; values must be finite")
     if cluster is not None and frame[cluster].isna().any():
         raise ValueError(f"cluster column {cluster!r} contains NaN")
     if len(data) <= len(features) + 1:

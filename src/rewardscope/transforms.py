@@ -32,17 +32,35 @@ def _finite(name: str, values) -> np.ndarray:
     return array
 
 
+def _check_reference(r: np.ndarray, ref: np.ndarray, r_name: str, ref_name: str) -> None:
+    """A reference is a scalar or has the rewards' dimensions, each axis as long or 1 ([n, 1] for [n, k]).
+
+    Anything else would broadcast into a different shape ([3] against [3, 1] gives [3, 3]) or fail in numpy.
+    """
+    if ref.ndim and (ref.ndim != r.ndim or any(b not in (a, 1) for a, b in zip(r.shape, ref.shape))):
+        raise ValueError(f"{ref_name} has shape {ref.shape} but {r_name} has shape {r.shape}; {ref_name} must be a "
+                         f"scalar or have {r_name}'s shape (axes of length 1 allowed, e.g. [n, 1] for [n, k] rewards)")
+
+
+def _log_sigmoid(d: np.ndarray):
+    out = -np.logaddexp(0.0, -d)  # log σ(d) = −log(1 + e^{−d}), computed without forming e^{−d}
+    return out if out.ndim else float(out)
+
+
 def log_sigmoid_transform(r, r_ref):
-    """log σ(r − r_ref), elementwise with broadcasting; exact for any |r − r_ref| (no overflow, no log 0).
+    """log σ(r − r_ref), elementwise; exact for any |r − r_ref| (no overflow, no log 0).
+
+    ``r_ref`` is a scalar or has ``r``'s shape, where axes of length 1 repeat (one reference per prompt:
+    shape [n, 1] for rewards [n, k]); the result has ``r``'s shape.
 
     Examples
     --------
     >>> log_sigmoid_transform([0.0, 1000.0, -1000.0], 0.0).round(4)
     array([-0.6931, -0.    , -1000.    ])
     """
-    d = _finite("r", r) - _finite("r_ref", r_ref)
-    out = -np.logaddexp(0.0, -d)  # log σ(d) = −log(1 + e^{−d}), computed without forming e^{−d}
-    return out if out.ndim else float(out)
+    r, r_ref = _finite("r", r), _finite("r_ref", r_ref)
+    _check_reference(r, r_ref, "r", "r_ref")
+    return _log_sigmoid(r - r_ref)
 
 
 def reference_reward(base_rewards, quantile: float = 0.85, method: str = "empirical") -> np.ndarray:
@@ -80,8 +98,9 @@ def aggregate(rewards: Mapping[str, np.ndarray], references: Mapping[str, np.nda
     """Combine several rewards of the same responses into one utility.
 
     ``"transformed"``: Σ_i log σ(r_i − ref_i), the log-probability that a response is good on every property
-    (``references`` needed, one array per reward, broadcastable to it). ``"raw"``: Σ_i w_i r_i (``weights``
-    default to 1; references are ignored).
+    (``references`` needed, one per reward: a scalar or the reward's shape, axes of length 1 allowed, as in
+    :func:`log_sigmoid_transform`). ``"raw"``: Σ_i w_i r_i (``weights`` default to 1; references are ignored).
+    All rewards have one shape, with at least one value.
 
     Examples
     --------
@@ -91,31 +110,51 @@ def aggregate(rewards: Mapping[str, np.ndarray], references: Mapping[str, np.nda
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    if not isinstance(rewards, Mapping) or not rewards:
+    if not isinstance(rewards, Mapping):
+        raise TypeError(f"rewards must be a dict of name -> array of rewards, got {type(rewards).__name__}")
+    if not rewards:
         raise ValueError("rewards must be a non-empty dict of name -> array of rewards")
+    for label, value in (("references", references), ("weights", weights)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{label} must be a dict keyed by reward name or None, got {type(value).__name__}")
     arrays = {name: _finite(f"rewards[{name!r}]", values) for name, values in rewards.items()}
-    shapes = {a.shape for a in arrays.values()}
-    if len(shapes) != 1:
-        raise ValueError(f"rewards must all have the same shape, got {sorted(map(str, shapes))}")
+    (first, a0), *rest = arrays.items()
+    for name, a in rest:
+        if a.shape != a0.shape:
+            raise ValueError(f"rewards[{first!r}] has shape {a0.shape} but rewards[{name!r}] has shape {a.shape}; "
+                             "rewards must all have the same shape")
+    if a0.size == 0:
+        raise ValueError(f"rewards are empty (shape {a0.shape}); give at least one reward value")
     if method == "raw":
         weights = {} if weights is None else dict(weights)
         if unknown := sorted(set(weights) - set(arrays)):
             raise ValueError(f"weights names {unknown} that are not rewards; rewards: {sorted(arrays)}")
-        w = {name: float(_finite(f"weights[{name!r}]", weights.get(name, 1.0))) for name in arrays}
+        w = {name: _finite(f"weights[{name!r}]", weights.get(name, 1.0)) for name in arrays}
+        if shaped := sorted(name for name, value in w.items() if value.ndim):
+            raise ValueError(f"weights[{shaped[0]!r}] must be one number, got shape {w[shaped[0]].shape}")
+        w = {name: float(value) for name, value in w.items()}
         return sum(w[name] * a for name, a in arrays.items())
     if weights is not None:
         raise ValueError("weights apply to method='raw' only; the transformed sum is a product of probabilities")
     missing = sorted(arrays) if references is None else sorted(set(arrays) - set(references))
     if missing:
         raise ValueError(f"method='transformed' needs a reference for every reward; missing {missing}")
-    return sum(log_sigmoid_transform(a, references[name]) for name, a in arrays.items())
+    refs = {name: _finite(f"references[{name!r}]", references[name]) for name in arrays}
+    for name, a in arrays.items():
+        _check_reference(a, refs[name], f"rewards[{name!r}]", f"references[{name!r}]")
+    return sum(_log_sigmoid(a - refs[name]) for name, a in arrays.items())
 
 
 def good_on_all(rewards: Mapping[str, np.ndarray], references: Mapping[str, np.ndarray]) -> np.ndarray:
     """Whether each response beats the reference on every property (the event the transformed sum targets)."""
-    if not rewards or set(references) < set(rewards):
+    if not rewards or not set(rewards) <= set(references):
         raise ValueError(f"need a reference for every reward; rewards {sorted(rewards)}, references {sorted(references)}")
-    return np.logical_and.reduce([_finite(n, r) > _finite(f"references[{n!r}]", references[n]) for n, r in rewards.items()])
+    good = []
+    for n, r in rewards.items():
+        r, ref = _finite(f"rewards[{n!r}]", r), _finite(f"references[{n!r}]", references[n])
+        _check_reference(r, ref, f"rewards[{n!r}]", f"references[{n!r}]")
+        good.append(r > ref)
+    return np.logical_and.reduce(good)
 
 
 class AggregateReward(RewardModel):
