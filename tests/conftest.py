@@ -8,6 +8,7 @@ from pathlib import Path
 # Set before rewardscope or huggingface_hub are imported anywhere in the session.
 os.environ["REWARDSCOPE_CACHE"] = tempfile.mkdtemp(prefix="rewardscope-test-cache-")
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="rewardscope-test-datasets-")  # local copies' Arrow files
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402

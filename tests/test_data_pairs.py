@@ -22,7 +22,9 @@ def test_offline_prompt_sources_parse():
 
 
 def test_bad_source_and_sizes_fail_clearly():
-    with pytest.raises(ValueError, match="unknown prompt source 'imdb'; sources: chatterbot, drug-reviews, sharegpt, hh-rlhf"):
+    with pytest.raises(ValueError, match=r"^unknown data spec 'imdb'; allowed: an embedded source \(chatterbot, drug-reviews, "
+                                         r"sharegpt, hh-rlhf\), a hub data set id .* or a data file \(.jsonl, .json, .csv, "
+                                         r".parquet, optionally .gz\)$"):
         data.prompts_from("imdb")
     with pytest.raises(ValueError, match="asked for 100000 prompts"):
         data.prompts_from("chatterbot", 100_000)
@@ -102,4 +104,133 @@ def test_hh_rlhf_prompts_keep_one_turn_dialogues_from_a_local_copy(tmp_path):
             {"chosen": "\n\nHuman: Is tea good?\n\nAssistant: Sure.", "rejected": "\n\nHuman: Is tea good?\n\nAssistant: Nah."}]
     path = tmp_path / "hh.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    assert hh_rlhf_prompts("json", split="train", data_files=str(path)) == ["Is tea good?"]
+    assert hh_rlhf_prompts(str(path), split="train") == ["Is tea good?"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Data specs: embedded names, hub ids, local copies in the hub's layout and single files
+
+
+def _hh(prompt: str, chosen: str, rejected: str) -> dict:
+    return {"chosen": f"\n\nHuman: {prompt}\n\nAssistant: {chosen}",
+            "rejected": f"\n\nHuman: {prompt}\n\nAssistant: {rejected}"}
+
+
+def write_hh_copy(root):
+    """A tiny copy of Anthropic/hh-rlhf in its hub layout: <part>/{train,test}.jsonl.gz, chosen/rejected transcripts."""
+    import gzip
+
+    for part in ("harmless-base", "helpful-base"):
+        for split, n in (("train", 6), ("test", 2)):
+            rows = [_hh(f"{split} question {i} ({part})?", "A kind answer.", "A rude answer.") for i in range(n)]
+            rows.append({"chosen": f"\n\nHuman: {split} two turns ({part})\n\nAssistant: Hi\n\nHuman: More?"
+                                   "\n\nAssistant: Yes.",
+                         "rejected": f"\n\nHuman: {split} two turns ({part})\n\nAssistant: Hi\n\nHuman: More?"
+                                     "\n\nAssistant: No."})
+            (root / part).mkdir(parents=True, exist_ok=True)
+            with gzip.open(root / part / f"{split}.jsonl.gz", "wt", encoding="utf-8") as fh:
+                fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+def write_jigsaw_copy(root):
+    """A tiny copy in jaredjoss/jigsaw-long-2000's kind of layout: data/train-*.parquet with a `prompt` column."""
+    (root / "data").mkdir(parents=True)
+    frame = pd.DataFrame({"prompt": [f"Comment number {i} says" for i in range(12)] + ["Comment number 0 says"],
+                          "continuation": ["something"] * 13})
+    frame.to_parquet(root / "data" / "train-00000-of-00001.parquet", index=False)
+    return root
+
+
+def test_resolve_data_names_each_kind_of_spec(tmp_path, monkeypatch):
+    hh = write_hh_copy(tmp_path / "hh-rlhf-copy")
+    (tmp_path / "prompts.csv").write_text("prompt\nHello\n")
+    assert data.resolve_data("chatterbot").kind == "embedded"
+    assert data.resolve_data("hh-rlhf") == data.DataSource("hh-rlhf", "hub", "Anthropic/hh-rlhf")
+    assert data.resolve_data("org/set@v1") == data.DataSource("org/set@v1", "hub", "org/set", "v1")
+    assert data.resolve_data(hh) == data.DataSource(str(hh), "directory", str(hh.resolve()))
+    monkeypatch.setenv("REWARDSCOPE_CWD", str(tmp_path))  # relative paths: the caller's directory, not the cwd
+    monkeypatch.chdir("/")
+    assert data.resolve_data("./hh-rlhf-copy").location == str(hh.resolve())
+    assert data.resolve_data("prompts.csv").kind == "file"
+    for bad, why in (("./missing", "no file or directory"), ("nope.jsonl", "no file or directory"),
+                     ("imdb", "unknown data spec 'imdb'; allowed")):
+        with pytest.raises(data.DataSpecError, match=why) as err:
+            data.resolve_data(bad)
+        assert "\n" not in str(err.value) and "hub data set id" in str(err.value)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(data.DataSpecError, match="unknown format"):
+        data.resolve_data("notes.txt")
+
+
+def test_prompt_source_hh_rlhf_is_the_hub_id_and_a_local_copy_reads_the_same(tmp_path, monkeypatch):
+    import datasets
+
+    hh = write_hh_copy(tmp_path / "hh")
+    local = data.prompts_from(str(hh), seed=3)
+    # the one-turn human turns of its *test* split (held out from RMs trained on train), shuffled by the seed
+    assert sorted(local) == sorted(f"test question {i} ({p})?" for i in range(2) for p in ("harmless-base", "helpful-base"))
+    assert local == data.prompts_from(str(hh), seed=3) and local != data.prompts_from(str(hh), seed=0)
+    assert len(data.prompts_from(str(hh), split="train")) == 12
+    seen = []
+    real = datasets.load_dataset
+
+    def fake_hub(path, *args, **kwargs):  # "hh-rlhf" must go to the hub id, which the local copy stands in for
+        seen.append(path)
+        return real(str(hh), *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_hub)
+    assert data.prompts_from("hh-rlhf", seed=3) == local
+    assert seen == ["Anthropic/hh-rlhf"]
+
+
+def test_hh_rlhf_from_a_file_and_a_hub_id_offline(tmp_path):
+    hh = write_hh_copy(tmp_path / "hh")
+    pairs = data.hh_rlhf_pairs(str(hh / "helpful-base" / "train.jsonl.gz"), n=3)
+    assert list(pairs.columns) == ["prompt", "chosen", "rejected"] and len(pairs) == 3
+    assert pairs["chosen"].eq("A kind answer.").all()
+    with pytest.raises(data.DataSpecError, match=r"^could not load data 'nobody/no-data' \(ConnectionError.*local copy") as err:
+        data.hh_rlhf_pairs("nobody/no-data")
+    assert "\n" not in str(err.value)
+
+
+def test_jigsaw_layout_reads_its_prompt_column(tmp_path):
+    jigsaw = write_jigsaw_copy(tmp_path / "jigsaw-long-2000")
+    prompts = data.prompts_from(str(jigsaw), seed=1)
+    assert sorted(prompts) == sorted(f"Comment number {i} says" for i in range(12))  # distinct, all of train
+    assert data.prompts_from(str(jigsaw), 5, seed=1) == prompts[:5]
+    single = tmp_path / "prompts.jsonl.gz"
+    import gzip
+
+    with gzip.open(single, "wt") as fh:
+        fh.write("\n".join(json.dumps({"text": f"Say {i}"}) for i in range(4)))
+    assert sorted(data.prompts_from(str(single), column="text")) == [f"Say {i}" for i in range(4)]
+    with pytest.raises(data.DataSpecError, match=r"no prompt column 'prompt' .*; its columns: text$"):
+        data.prompts_from(str(single))
+    with pytest.raises(data.DataSpecError, match=r"has no split 'test'; its splits: train$"):
+        data.prompts_from(str(jigsaw), split="test")
+    with pytest.raises(data.DataSpecError, match="not hh-rlhf-style: no column chosen, rejected"):
+        data.hh_rlhf_pairs(str(jigsaw))
+
+
+def test_heldout_pairs_come_from_the_test_split(tmp_path):
+    hh = write_hh_copy(tmp_path / "hh")
+    pairs = data.hh_rlhf_heldout_pairs(str(hh))
+    assert list(pairs.columns) == ["split", "prompt_id", "prompt", "chosen", "rejected"]
+    assert pairs["split"].value_counts().to_dict() == {"train": 14, "test": 6}  # every dialogue of both splits
+    assert pairs["prompt_id"].is_unique
+    assert pairs.loc[pairs["split"] == "test", "prompt"].str.startswith("Human: test").all()
+    capped = data.hh_rlhf_heldout_pairs(str(hh), n=4)
+    assert capped["split"].value_counts().to_dict() == {"train": 4, "test": 4}  # min(n, len(test))
+    assert data.hh_rlhf_heldout_pairs(str(hh), n=10)["split"].value_counts().to_dict() == {"train": 10, "test": 6}
+    assert data.hh_rlhf_heldout_pairs(str(hh), n=4, n_test=1)["split"].value_counts().to_dict() == {"train": 4, "test": 1}
+    assert set(data.hh_rlhf_heldout_pairs(str(hh), n=4, test_split=None)["split"]) == {"train"}
+    assert set(data.hh_rlhf_heldout_pairs(str(hh), split="test")["split"]) == {"test"}
+    single = hh / "helpful-base" / "train.jsonl.gz"
+    with pytest.raises(data.DataSpecError, match=r"test_split 'test' is not a split of data .*; its splits: train; "
+                                                 r"pass test_split=None"):
+        data.hh_rlhf_heldout_pairs(str(single))
+    with pytest.raises(ValueError, match="n_test must be None or an int >= 1"):
+        data.hh_rlhf_heldout_pairs(str(hh), n_test=0)
+    with pytest.raises(ValueError, match="n must be None or an int >= 1, got -1"):
+        data.hh_rlhf_heldout_pairs(str(hh), n=-1)

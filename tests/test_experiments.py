@@ -39,9 +39,16 @@ def test_scored_samples_are_cached_and_reshape_per_prompt(fresh_cache, monkeypat
     np.testing.assert_array_equal(grid, first["vader-compound"].to_numpy().reshape(3, 2))
 
 
-def test_model_id_names_the_built_directory():
+def test_model_id_is_the_content_identity(tmp_path):
+    import shutil
+
+    from rewardscope.zoo import model_identity, resolve
+
     assert experiments.model_id("vader-compound") == "vader-compound"
-    assert experiments.model_id("tiny-llama").startswith("tiny-llama@")
+    assert experiments.model_id("tiny-llama") == f"model:{model_identity(resolve('tiny-llama'))}"
+    shutil.copytree(resolve("tiny-llama"), tmp_path / "copy")
+    assert experiments.model_id(str(tmp_path / "copy")) == experiments.model_id("tiny-llama")
+    assert experiments.model_id("tiny-llama-rm") != experiments.model_id("tiny-llama")
 
 
 @pytest.mark.parametrize("kwargs, message", [({"prompts": []}, "non-empty"), ({"prompts": ["ok", " "]}, "non-empty"),
@@ -67,3 +74,50 @@ def test_rl_run_keeps_log_and_scored_samples_but_not_weights(fresh_cache, monkey
     assert sorted(p.name for p in entry.iterdir()) == ["manifest.json", "rl_log.csv", "samples.parquet"]
     run()
     assert calls.count("rl-run") == 1
+
+
+def _overwrite_weights(directory, seed):
+    """Re-save the tiny Llama in ``directory`` with weights drawn from another seed (same files, same names)."""
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    LlamaForCausalLM(AutoConfig.from_pretrained(directory)).save_pretrained(directory, safe_serialization=True)
+
+
+def test_overwritten_local_weights_are_not_a_cache_hit(fresh_cache, monkeypatch, tmp_path):
+    import shutil
+
+    from rewardscope.zoo import resolve
+
+    calls = count_builds(monkeypatch)
+    shutil.copytree(resolve("tiny-llama"), tmp_path / "my-policy")
+    spec = str(tmp_path / "my-policy")
+    sample = lambda: experiments.scored_samples(spec, PROMPTS, 2, ["afinn"], max_new_tokens=6, dtype="float32")
+    first = sample()
+    assert sample().equals(first) and calls.count("scored-samples") == 1
+    _overwrite_weights(tmp_path / "my-policy", seed=123)
+    again = sample()
+    assert calls.count("scored-samples") == 2  # the new weights are a new entry ...
+    assert not again["response"].equals(first["response"])  # ... with the new model's answers
+    assert len(list((fresh_cache / "scored-samples").iterdir())) == 2
+
+
+def test_copies_of_one_model_share_entries_under_their_own_names(fresh_cache, monkeypatch, tmp_path):
+    import shutil
+
+    from rewardscope.zoo import resolve
+
+    calls = count_builds(monkeypatch)
+    for name in ("rm-a", "rm-b"):
+        shutil.copytree(resolve("tiny-llama-rm"), tmp_path / name)
+    first = experiments.scored_samples("tiny-llama", PROMPTS, 1, [str(tmp_path / "rm-a"), "afinn"], max_new_tokens=4,
+                                       dtype="float32")
+    second = experiments.scored_samples("tiny-llama", PROMPTS, 1, [str(tmp_path / "rm-b"), "afinn"], max_new_tokens=4,
+                                        dtype="float32")
+    assert calls.count("scored-samples") == 1  # same content, one entry
+    assert list(second.columns)[-2:] == [str(tmp_path / "rm-b"), "afinn"]  # named as this call asked
+    np.testing.assert_array_equal(first[str(tmp_path / "rm-a")], second[str(tmp_path / "rm-b")])
+    experiments.scored_samples("tiny-llama", PROMPTS, 1, [str(tmp_path / "rm-b"), "afinn"], max_new_tokens=4,
+                               dtype="float32", options={str(tmp_path / "rm-b"): {"batch_size": 1}})
+    assert calls.count("scored-samples") == 2  # a reward's loader options are part of its key

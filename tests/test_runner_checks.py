@@ -85,9 +85,9 @@ def test_cuda_is_refused_where_there_is_none():
 
 
 def test_decoder_rm_without_a_chat_template_is_refused_early(tmp_path):
-    from rewardscope.zoo import resolve
-
     import shutil
+
+    from rewardscope.zoo import resolve
 
     rm = tmp_path / "rm"
     shutil.copytree(resolve("tiny-llama-rm"), rm)

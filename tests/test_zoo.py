@@ -78,3 +78,83 @@ def test_cli_zoo_list_json(capsys):
 def test_cli_zoo_build_rejects_unknown_names_before_building(capsys):
     assert main(["zoo", "build", "tiny-llama", "bogus"]) == 2
     assert "unknown embedded model 'bogus'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# Relative local paths and the content identity of a model directory
+
+
+def test_relative_paths_are_relative_to_the_callers_directory(tmp_path, monkeypatch):
+    import shutil
+
+    from rewardscope.zoo import local_path
+
+    caller, kernel = tmp_path / "caller", tmp_path / "notebooks"
+    kernel.mkdir()
+    shutil.copytree(resolve("tiny-llama-rm"), caller / "my-rm")
+    monkeypatch.chdir(kernel)  # a kernel runs in notebooks/; the runner exports the caller's directory
+    monkeypatch.setenv("REWARDSCOPE_CWD", str(caller))
+    assert local_path("./my-rm") == caller / "my-rm" and str(local_path("/abs/x")) == "/abs/x"
+    assert resolve("./my-rm") == (caller / "my-rm").resolve() and resolve("my-rm") == (caller / "my-rm").resolve()
+    with pytest.raises(ModelSpecError, match=f"unknown model spec './other': .*no directory {caller / 'other'}"):
+        resolve("./other")
+    monkeypatch.delenv("REWARDSCOPE_CWD")
+    assert local_path("x") == kernel / "x"  # unset: the process's directory
+    with pytest.raises(ModelSpecError, match="unknown model spec './my-rm'"):
+        resolve("./my-rm")
+
+
+def test_model_identity_follows_content_not_place(tmp_path):
+    import shutil
+
+    from rewardscope.zoo import model_identity
+
+    original = resolve("tiny-llama")
+    shutil.copytree(original, tmp_path / "a")
+    shutil.copytree(original, tmp_path / "b")
+    ident = model_identity(tmp_path / "a")
+    assert ident == model_identity(tmp_path / "b") == model_identity(original)  # copies share it
+    (tmp_path / "a" / "README.md").write_text("# my notes")
+    assert model_identity(tmp_path / "a") == ident  # documentation is not the model
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    (tmp_path / "b" / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-5}))
+    assert model_identity(tmp_path / "b") != ident
+    weights = bytearray((tmp_path / "a" / "model.safetensors").read_bytes())
+    weights[-1] ^= 1  # one bit of the last tensor
+    (tmp_path / "a" / "model.safetensors").write_bytes(bytes(weights))
+    assert model_identity(tmp_path / "a") != ident
+    with pytest.raises(ModelSpecError, match="needs a directory"):
+        model_identity(tmp_path / "missing")
+
+
+def test_model_identity_samples_large_weight_files(tmp_path, monkeypatch):
+    import os
+    import struct
+
+    from rewardscope import zoo
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    body = bytearray(struct.pack("<Q", len(header)) + header + bytes(20 << 20))  # 20 MiB: sampled, not read whole
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(bytes(body))
+    reads = []
+    real_open = open
+
+    def counting_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if "b" in mode and str(path).endswith(".safetensors"):
+            read = handle.read
+            handle.read = lambda n=-1: reads.append(n) or read(n)
+        return handle
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    first = zoo.model_identity(tmp_path)
+    assert sum(n for n in reads if n > 0) < 4 << 20  # a few MiB, not 20
+    assert zoo.model_identity(tmp_path) == first
+    stride = (len(body) - zoo._BLOCK_BYTES) // (zoo._STRIDE_BLOCKS - 1)
+    for k, offset in enumerate((8 + len(header) - 3, 7 * stride + 10, len(body) - 5)):  # header, middle, last block
+        changed = bytearray(body)
+        changed[offset] ^= 0xFF
+        (tmp_path / "model.safetensors").write_bytes(bytes(changed))
+        os.utime(tmp_path / "model.safetensors", ns=(k + 1, k + 1))  # a new mtime: the memo must not answer
+        assert zoo.model_identity(tmp_path) != first, offset

@@ -261,7 +261,7 @@ RULES: dict[str, Callable[[Any], None]] = {
     # choices
     "scale": one_of("default", "smoke"), "lab_scale": one_of("default", "smoke"), "method": one_of("prefix", "naive"),
     "rl_algorithm": one_of("grpo", "rloo"), "trainable": trainable_rule, "hub_split": nonempty_text,
-    "prompt_column": nonempty_text, "main_prompt": nonempty_text,
+    "prompt_column": nonempty_text, "main_prompt": nonempty_text, "hub_test_split": optional(nonempty_text),
     "prompts": prompts_rule, "bench_candidates": bench_candidates_rule,
 }
 
@@ -329,12 +329,10 @@ def check_values(values: dict[str, Any]) -> None:
 
 
 def caller_path(text: str) -> Path:
-    """A local path as the user typed it: relative paths are relative to the caller's working directory
-    (``REWARDSCOPE_CWD`` inside a kernel, which runs in notebooks/)."""
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = Path(os.environ.get("REWARDSCOPE_CWD") or os.getcwd()) / path
-    return path
+    """A local path as the user typed it (:func:`rewardscope.zoo.local_path`: relative to the caller's folder)."""
+    from .zoo import local_path
+
+    return local_path(text)
 
 
 def _hub_reachable(repo_id: str, revision: str | None, repo_type: str) -> str | None:
@@ -389,7 +387,8 @@ def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
     options = options or {}
     if kind == REWARD and spec in reward_kinds():
         return
-    if kind == DATA and spec in (*PROMPT_SOURCES, "lab"):
+    if kind == DATA:
+        _check_data(spec)
         return
     if kind != DATA and spec in embedded_names():
         return
@@ -416,6 +415,22 @@ def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
                DATA: f"a prompt source ({', '.join(PROMPT_SOURCES)})"}[kind]
     raise RuleError(f"{spec!r} is not {allowed}, an existing local path (relative paths start at {caller_path('.')}) "
                     "or a hub id org/name")
+
+
+def _check_data(spec: str) -> None:
+    """A data spec: what :func:`rewardscope.data.resolve_data` accepts, and for a hub id, reachable."""
+    from .data import DataSpecError, resolve_data
+
+    if spec == "lab":
+        return
+    try:
+        source = resolve_data(spec)
+    except DataSpecError as err:
+        raise RuleError(str(err)) from None
+    if source.kind == "hub":
+        why = _hub_reachable(source.location, source.revision, "dataset")
+        if why:
+            raise RuleError(f"hub data set {source.location!r} cannot be fetched: {why}")
 
 
 def check_environment(values: dict[str, Any]) -> None:

