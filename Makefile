@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 REQS   := requirements/lock.txt requirements/core.txt requirements/book.txt requirements/test.txt requirements/nodeps.txt pyproject.toml
 
-.PHONY: book smoke test bench lint clean venv
+.PHONY: book smoke test check-determinism bench lint clean venv
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+# three smoke builds (two from empty caches, one from a cache warmed by `zoo build`) must glue identical values
+check-determinism: $(STAMP)
+	REWARDSCOPE_DETERMINISM=1 $(PY) -m pytest tests/test_determinism_book.py -q
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -47,3 +47,21 @@ def smoke_site():
                           cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return site_dir(ROOT, "smoke")
+
+
+@pytest.fixture(scope="session")
+def templateless_llama(tmp_path_factory):
+    """A copy of the tiny Llama policy without any chat template, like a base LM (Pythia): its directory."""
+    import json
+    import shutil
+
+    from rewardscope.zoo import resolve
+
+    path = tmp_path_factory.mktemp("templateless") / "tiny-llama-base"
+    shutil.copytree(resolve("tiny-llama"), path)
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (path / "tokenizer_config.json").write_text(json.dumps(config))
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (path / name).unlink(missing_ok=True)
+    return path

@@ -121,3 +121,36 @@ def test_copies_of_one_model_share_entries_under_their_own_names(fresh_cache, mo
     experiments.scored_samples("tiny-llama", PROMPTS, 1, [str(tmp_path / "rm-b"), "afinn"], max_new_tokens=4,
                                dtype="float32", options={str(tmp_path / "rm-b"): {"batch_size": 1}})
     assert calls.count("scored-samples") == 2  # a reward's loader options are part of its key
+
+
+def test_policy_options_reach_the_policy_and_its_cache_key(fresh_cache, monkeypatch, templateless_llama):
+    spec = str(templateless_llama)  # a base LM without a chat template
+    sample = lambda **kw: experiments.scored_samples(spec, PROMPTS, 1, ["afinn"], max_new_tokens=4, dtype="float32", **kw)
+    with pytest.raises(ValueError, match="has no chat template; pass chat_template="):
+        sample()
+    plain = sample(policy_options={spec: {"chat_template": "plain"}, "other-spec": {"dtype": "bfloat16"}})
+    assert len(plain) == len(PROMPTS) and plain["response"].map(lambda r: isinstance(r, str)).all()
+
+    calls = count_builds(monkeypatch)
+    kw = {"max_new_tokens": 4, "dtype": "float32"}
+    without = experiments.scored_samples("tiny-llama", PROMPTS, 1, ["afinn"], **kw)
+    experiments.scored_samples("tiny-llama", PROMPTS, 1, ["afinn"], policy_options={"other-spec": {"dtype": "float16"}},
+                               **kw)
+    assert calls.count("scored-samples") == 1  # options of other specs, or none, leave the key as it was
+    with_plain = experiments.scored_samples("tiny-llama", PROMPTS, 1, ["afinn"],
+                                            policy_options={"tiny-llama": {"chat_template": "plain"}}, **kw)
+    assert calls.count("scored-samples") == 2  # the policy's own options are part of its key
+    assert len(with_plain) == len(without)
+    with pytest.raises(TypeError, match="policy_options"):
+        experiments.scored_samples("tiny-llama", PROMPTS, 1, ["afinn"], policy_options={"tiny-llama": "plain"}, **kw)
+
+
+def test_rl_run_passes_policy_options_to_training_and_to_the_tuned_copy(fresh_cache, templateless_llama):
+    from rewardscope.rewards import load_reward_model
+
+    spec = str(templateless_llama)
+    config = RLConfig(steps=1, learning_rate=0.01, max_completion_length=4, seed=0)
+    log, samples = experiments.rl_run(spec, load_reward_model("afinn"), PROMPTS[:2], PROMPTS[2:], config,
+                                      key={"reward": "afinn"}, eval_rewards=["afinn"], eval_k=2, max_new_tokens=4,
+                                      dtype="float32", policy_options={spec: {"chat_template": "plain"}})
+    assert len(log) == 1 and len(samples) == 2 and "afinn" in samples.columns

@@ -81,3 +81,14 @@ def test_a_pair_longer_than_the_context_fails_early(policy):
     limit = policy.model.config.max_position_embeddings
     with pytest.raises(ValueError, match="more than the model's context"):
         perplexity(policy, ["hi"], ["word " * (limit + 10)])
+
+
+def test_policy_options_load_a_base_lm_spec_with_a_template(policy, templateless_llama):
+    with pytest.raises(ValueError, match="has no chat template; pass chat_template="):
+        perplexity(str(templateless_llama), PROMPTS[:2], RESPONSES[:2])
+    options = {"chat_template": "plain"}
+    by_spec = perplexity(str(templateless_llama), PROMPTS[:2], RESPONSES[:2], policy_options=options)
+    loaded = load_policy(str(templateless_llama), **options)
+    np.testing.assert_allclose(by_spec, perplexity(loaded, PROMPTS[:2], RESPONSES[:2]))
+    with pytest.raises(ValueError, match="policy_options are for a policy spec"):
+        perplexity(policy, PROMPTS[:2], RESPONSES[:2], policy_options=options)

@@ -352,3 +352,19 @@ def test_result_scoring_and_metric_inputs_are_checked():
         irl_loss(np.zeros(3), "squared")
     with pytest.raises(ValueError, match="margin"):
         irl_loss(np.zeros(3), margin=-1.0)
+
+
+def test_backbone_options_give_a_base_lm_backbone_a_template_saved_with_the_reward_model(tmp_path, templateless_llama):
+    preferred, dispreferred = _middle_key_pairs(12, seed=0)
+    config = BTConfig(backbone=str(templateless_llama), epochs=1, learning_rate=2e-3, batch_size=8)
+    with pytest.raises(ValueError, match="no chat template"):
+        max_margin_irl(preferred, dispreferred, config=config, output_dir=tmp_path / "refused", progress=False)
+    with pytest.raises(ValueError, match="unknown option.*chat_templat"):
+        max_margin_irl(preferred, dispreferred, config=config, output_dir=tmp_path / "typo", progress=False,
+                       backbone_options={"chat_templat": "plain"})
+    # a policy's load options pass as they are: dtype and device are not the backbone's
+    result = max_margin_irl(preferred, dispreferred, config=config, output_dir=tmp_path / "rm", progress=False,
+                            backbone_options={"chat_template": "plain", "dtype": "bfloat16"})
+    rm = load_reward_model(str(result.path))  # loads without options: the template was saved with it
+    assert rm.architecture == "decoder" and np.isfinite(rm.score(["hi"], [preferred[0]])).all()
+    assert read_sidecar(result.path)["backbone_options"] == {"chat_template": "plain"}

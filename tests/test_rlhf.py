@@ -180,3 +180,18 @@ def test_rl_steps_show_a_bar_to_a_watching_runner_only(tmp_path, monkeypatch, ca
     monkeypatch.setenv(progress.ENV, str(sink))
     tune_policy("tiny-llama", letter_e, PROMPTS, tmp_path / "watched", config)
     assert "GRPO on letter_e" in sink.read_text() and "2/2" in sink.read_text()
+
+
+def test_policy_options_give_a_base_lm_a_template_that_the_tuned_policy_keeps(tmp_path, monkeypatch, templateless_llama):
+    config = RLConfig(steps=1, learning_rate=0.01, max_completion_length=4, seed=0)
+    with pytest.raises(ValueError, match="has no chat template; pass chat_template="):
+        tune_policy(str(templateless_llama), letter_e, PROMPTS[:2], tmp_path / "refused", config)
+    result = tune_policy(str(templateless_llama), letter_e, PROMPTS[:2], tmp_path / "tuned", config,
+                         policy_options={"chat_template": "plain"})
+    assert list(result.log["step"]) == [1]
+    tuned = load_policy(str(result.path))  # the template was saved with the tuned policy
+    assert tuned.tokenizer.chat_template == load_policy(str(templateless_llama), chat_template="plain").tokenizer.chat_template
+    assert json.loads((result.path / "rewardscope.json").read_text())["policy_options"] == {"chat_template": "plain"}
+    monkeypatch.setattr(rlhf, "load_policy", lambda *a, **k: pytest.fail("loaded the policy before checking input"))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \[.chat_templat.\]; load_policy takes .*.chat_template."):
+        tune_policy("tiny-llama", letter_e, PROMPTS, tmp_path / "typo", config, policy_options={"chat_templat": "plain"})

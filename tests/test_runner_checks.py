@@ -254,3 +254,31 @@ def test_killing_the_runner_stops_its_kernel(tmp_path):
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"policy_options": {"smollm2-135m-instruct": {"chat_templat": "plain"}}},
+     "parameter 'policy_options' entry 'smollm2-135m-instruct' has unknown option.*'chat_templat'; options: .*chat_template"),
+    ({"policy_options": {"smollm2-135m-instruct": {"trust_remote_code": "yes"}}},
+     "option 'trust_remote_code' must be true or false"),
+    ({"policy_options": {"smollm2-135m-instruct": {"chat_template": " "}}}, "option 'chat_template' must be a non-empty"),
+    ({"policy_options": {"smollm2-135m-instruct": "plain"}}, "must be a mapping of load_policy options"),
+    ({"policy_options": {"EleutherAI/pythia-70m": {"chat_template": "plain"}}},
+     "parameter 'policy_options' names 'EleutherAI/pythia-70m', which no policy or backbone parameter"),
+    ({"policy_options": {"vader-compound": {"chat_template": "plain"}}}, "names 'vader-compound', which no policy"),
+])
+def test_bad_policy_options_fail_with_one_line(values, match):
+    with pytest.raises(ParameterError, match=match) as info:
+        check_parameters(_nb("02_irl_extraction"), values)
+    assert "\n" not in str(info.value) and str(info.value).startswith("02_irl_extraction: ")
+
+
+def test_policy_options_may_name_every_policy_and_backbone():
+    from rewardscope.param_rules import policy_option_names
+
+    assert policy_option_names() == {"device", "dtype", "trust_remote_code", "chat_template"}
+    plain = {"chat_template": "plain"}
+    check_parameters(_nb("02_irl_extraction"), {
+        "policy": "tiny-llama", "backbone": "tiny-llama-rm", "decoder_backbone": "smollm2-135m-instruct",
+        "policy_options": {"tiny-llama": plain, "tiny-llama-rm": plain, "smollm2-135m-instruct": plain,
+                           "positive-smollm2": {"dtype": "float32", "trust_remote_code": False}}})

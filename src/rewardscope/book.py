@@ -364,6 +364,19 @@ def glued_names(nb) -> set[str]:
             for out in cell.get("outputs", [])} - {None}
 
 
+def glued_values(nb) -> dict[str, str]:
+    """Each glued name's plain-text value (figures by their name only), for comparing two builds."""
+    values = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = out.get("data", {})
+                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
+                values[name] = "<figure>" if any("image/" in k for k in data) else str(text)
+    return values
+
+
 def without_missing_glue(nb) -> int:
     """Replace references to values the notebook never glued (a page left out, or one that failed part-way) with a
     visible placeholder, so the site still builds under warnings-as-errors; returns how many were replaced."""

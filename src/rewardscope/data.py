@@ -199,6 +199,13 @@ def resolve_data(spec: str | os.PathLike) -> DataSource:
         return DataSource(spec, "embedded", spec)
     if spec in DATA_ALIASES:
         return DataSource(spec, "hub", DATA_ALIASES[spec])
+    if spec.startswith("replica:"):  # a tiny local copy of a hub data set, in its layout (the replica profile)
+        from .replica_profile import data_replica
+
+        try:
+            return DataSource(spec, "directory", str(data_replica(spec)))
+        except ValueError as err:
+            raise DataSpecError(str(err)) from None
     path = local_path(spec)
     if path.is_dir():
         return DataSource(spec, "directory", str(path.resolve()))

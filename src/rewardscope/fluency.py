@@ -14,7 +14,7 @@ scored: sampled answers are usually cut at a token budget, not ended by the mode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ def _texts(name: str, values, n: int | None = None) -> list[str]:
     return values
 
 
-def perplexity(policy, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int = 16) -> np.ndarray:
+def perplexity(policy, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int = 16,
+               policy_options: Mapping | None = None) -> np.ndarray:
     """Perplexity of each response given its prompt under ``policy`` (a reference LM, usually the base policy).
 
     Parameters
@@ -43,6 +44,8 @@ def perplexity(policy, prompts: Sequence[str], responses: Sequence[str], *, batc
     policy : a :class:`rewardscope.policy.Policy` or a spec for :func:`rewardscope.load_policy`.
     prompts, responses : n user messages and the n responses to score, paired by position.
     batch_size : sequences per forward pass (right-padded; padding never changes a score).
+    policy_options : when ``policy`` is a spec, keyword arguments of :func:`rewardscope.load_policy` (e.g.
+        ``{"chat_template": "plain"}`` for a base LM without a template); a loaded Policy takes none.
 
     Returns
     -------
@@ -64,8 +67,10 @@ def perplexity(policy, prompts: Sequence[str], responses: Sequence[str], *, batc
     responses = _texts("responses", responses, len(prompts))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(policy, Policy) and policy_options:
+        raise ValueError("policy_options are for a policy spec; this Policy is loaded already")
     if not isinstance(policy, Policy):
-        policy = load_policy(policy)
+        policy = load_policy(policy, **dict(policy_options or {}))
     tokenizer, model = policy.tokenizer, policy.model
     # (prompt ids ending with the assistant header, response ids): exactly what the policy sampled after
     pieces = [(hf.chat_ids(tokenizer, p), tokenizer(r, add_special_tokens=False).input_ids)

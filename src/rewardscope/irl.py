@@ -33,8 +33,9 @@ Differences from the released code (ai4ai-lab/irl_for_llms), each fixed here on 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,7 +46,7 @@ import pandas as pd
 
 from . import hf
 from .train import BTConfig, _freeze, load_backbone
-from .zoo import write_sidecar
+from .zoo import resolve, write_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -356,9 +357,26 @@ def _record(restart: int, seed: int, train_loss: float, d_val: np.ndarray, loss:
             "validation_accuracy": float(np.mean(d_val > 0))}
 
 
-def _backbone(config: BTConfig, device: str):
-    """(model, tokenizer, architecture, pad_id) as :func:`rewardscope.train.train_reward_model` loads them."""
-    return load_backbone(config.backbone, device)
+def _backbone(config: BTConfig, device: str, options: dict | None = None):
+    """(model, tokenizer, architecture, pad_id) as :func:`rewardscope.train.train_reward_model` loads them; ``options``
+    are keyword arguments of :func:`rewardscope.train.load_backbone` (chat_template, trust_remote_code)."""
+    return load_backbone(config.backbone, device, **(options or {}))
+
+
+_NOT_FOR_BACKBONES = ("dtype", "device")  # load_policy options that a backbone takes from the config and ``device``
+
+
+def _backbone_options(options) -> dict:
+    """``backbone_options`` as :func:`rewardscope.train.load_backbone` keyword arguments. A policy's options may be
+    passed as they are: their dtype and device are left out (a backbone trains in float32 on ``device``)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"backbone_options must be a mapping of load_backbone options, got {type(options).__name__}")
+    allowed = set(inspect.signature(load_backbone).parameters) - {"spec", "device"}
+    if unknown := sorted(set(options) - allowed - set(_NOT_FOR_BACKBONES)):
+        raise ValueError(f"backbone_options has unknown option(s) {unknown}; load_backbone takes {sorted(allowed)}")
+    return {k: v for k, v in options.items() if k in allowed}
 
 
 def _warn_if_cut(tokenizer, pair_sets: list[_Pairs], max_length: int) -> None:
@@ -371,12 +389,14 @@ def _warn_if_cut(tokenizer, pair_sets: list[_Pairs], max_length: int) -> None:
 
 
 def _text_restart(train: _Pairs, held: _Pairs, *, restart: int, seed: int, loss: str, margin: float,
-                  config: BTConfig, device: str, rows: list, bar) -> tuple[dict, Any, Any, str, int]:
+                  config: BTConfig, device: str, rows: list, bar,
+                  backbone_options: dict | None = None) -> tuple[dict, Any, Any, str, int]:
     """One restart on texts: a fresh backbone and head, trained, scored on the validation pairs."""
     import torch
 
-    torch.manual_seed(seed)  # before loading: the new score head is drawn from it
-    model, tokenizer, architecture, pad_id = _backbone(config, device)
+    resolve(config.backbone)  # build an embedded backbone first: a build draws random numbers
+    torch.manual_seed(seed)  # after any build, before loading: the new score head is drawn from it
+    model, tokenizer, architecture, pad_id = _backbone(config, device, backbone_options)
     if restart == 0 and architecture == "encoder":  # decoders warn in hf.reward_inputs; encoders cut silently
         _warn_if_cut(tokenizer, [train, held], config.max_length)
     n_trainable = _freeze(model, config.trainable)
@@ -403,14 +423,14 @@ def _text_restart(train: _Pairs, held: _Pairs, *, restart: int, seed: int, loss:
 
 
 def _texts_irl(train: _Pairs, held: _Pairs, *, loss, margin, seeds, config: BTConfig, device: str, output_dir: Path,
-               bar) -> dict:
+               bar, backbone_options: dict | None = None) -> dict:
     records: list[dict] = []
     rows: list[dict] = []
     best_key, best_model = None, None
     for restart, seed in enumerate(seeds):
         record, model, tokenizer, architecture, n_trainable = _text_restart(
             train, held, restart=restart, seed=seed, loss=loss, margin=margin, config=config, device=device, rows=rows,
-            bar=bar)
+            bar=bar, backbone_options=backbone_options)
         records.append(record)
         if best_key is None or _selection_key(record) < best_key:  # hold the best model only, not n_restarts
             best_key, best_model = _selection_key(record), model
@@ -425,7 +445,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
                    prompts: Sequence[str] | None = None, validation: float | tuple = 0.2, n_restarts: int = 1,
                    margin: float = 1.0, config: BTConfig | None = None, output_dir: str | Path | None = None,
                    epochs: int | None = None, learning_rate: float | None = None, batch_size: int | None = None,
-                   device=None, progress: bool | None = None) -> IRLResult:
+                   device=None, progress: bool | None = None, backbone_options: Mapping | None = None) -> IRLResult:
     """Fit a reward R̂ that ranks each preferred demonstration above its dispreferred one (max-margin IRL).
 
     Parameters
@@ -452,6 +472,10 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
     epochs, learning_rate, batch_size : override the optimiser settings (AdamW); defaults for arrays are
         ``LINEAR_DEFAULTS``, for texts the config's.
     device : texts only: "cpu", "cuda" or None (CUDA when available). Linear rewards fit on the CPU in float64.
+    backbone_options : texts only: keyword arguments of :func:`rewardscope.train.load_backbone` for
+        ``config.backbone``: ``chat_template`` (e.g. ``"plain"`` for a base LM without one, such as Pythia; it is
+        saved with the reward model) and ``trust_remote_code``. A policy's load options may be passed as they
+        are: their ``dtype`` and ``device`` are left out.
 
     Returns
     -------
@@ -495,9 +519,11 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
             raise ValueError(f"output_dir {output_dir} exists and is not an empty directory")
         settings = {"epochs": config.epochs, "batch_size": config.batch_size}
         device = hf.resolve_device(device)
+        backbone_options = _backbone_options(backbone_options)
     else:
-        if config is not None or output_dir is not None or device is not None:
-            raise ValueError("config, output_dir and device are for texts; feature arrays fit a linear reward in memory")
+        if config is not None or output_dir is not None or device is not None or backbone_options:
+            raise ValueError("config, output_dir and device are for texts (so are backbone_options); feature arrays "
+                             "fit a linear reward in memory")
         settings = {**LINEAR_DEFAULTS, **overrides}
         _check_settings(**settings)
     train, held, held_index = _split(pairs, validation, int(seed))
@@ -510,7 +536,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
         if texts:
             output_dir.mkdir(parents=True, exist_ok=True)
             fit = _texts_irl(train, held, loss=loss, margin=margin, seeds=seeds, config=config, device=device,
-                             output_dir=output_dir, bar=bar)
+                             output_dir=output_dir, bar=bar, backbone_options=backbone_options)
         else:
             fit = _linear(train, held, loss=loss, margin=margin, seeds=seeds, settings=settings, bar=bar)
     restarts = pd.DataFrame(fit["records"])
@@ -528,7 +554,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
         result.log.to_csv(output_dir / "irl_log.csv", index=False)
         write_sidecar(output_dir, kind="reward-model", architecture=fit["architecture"], backbone=config.backbone,
                       source="max-margin IRL (Joselowitz et al. 2024)", config=dataclasses.asdict(config),
-                      metrics=metrics)
+                      metrics=metrics, **({"backbone_options": backbone_options} if backbone_options else {}))
     else:
         result.weights, result.restart_weights = fit["weights"], fit["restart_weights"]
     return result

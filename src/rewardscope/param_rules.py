@@ -160,6 +160,14 @@ def reward_option_names() -> set[str]:
     return names - {"self", "spec", "name", "path"}
 
 
+def policy_option_names() -> set[str]:
+    """The keyword arguments that ``load_policy`` accepts besides the spec (device, dtype, chat_template …)."""
+    from .policy import load_policy
+
+    return {p.name for p in inspect.signature(load_policy).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"spec"}
+
+
 def _spec_syntax(value: Any, kind: str) -> None:
     if not _text(value):
         raise RuleError(f"must be a non-empty model spec, got {value!r}")
@@ -217,6 +225,27 @@ def reward_options_rule(value: Any) -> None:
                     raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
 
 
+def policy_options_rule(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise RuleError(f"must map policy specs to option mappings, got {value!r}")
+    allowed = policy_option_names()
+    for spec, options in value.items():
+        if not isinstance(options, dict):
+            raise RuleError(f"entry {spec!r} must be a mapping of load_policy options, got {options!r}")
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise RuleError(f"entry {spec!r} has unknown option(s) {', '.join(map(repr, unknown))}; "
+                            f"options: {', '.join(sorted(allowed))}")
+        checks = {"trust_remote_code": _bool_only, "dtype": dtype_rule, "device": device_rule,
+                  "chat_template": nonempty_text}
+        for key, check in checks.items():
+            if key in options:
+                try:
+                    check(options[key])
+                except RuleError as err:
+                    raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
+
+
 def _bool_only(value: Any) -> None:
     if not isinstance(value, bool):
         raise RuleError(f"must be true or false (a YAML bool), got {value!r}")
@@ -231,7 +260,7 @@ RULES: dict[str, Callable[[Any], None]] = {
     "reward_models": spec_list(REWARD), "roundtrip_rms": spec_list(REWARD),
     "properties": spec_dict(REWARD), "property_golds": spec_dict(REWARD),
     "prompt_source": spec_rule(DATA), "data": spec_rule(DATA),
-    "reward_options": reward_options_rule,
+    "reward_options": reward_options_rule, "policy_options": policy_options_rule,
     # devices and dtypes
     "device": device_rule, "dtype": dtype_rule, "sample_dtype": dtype_rule,
     # counts
@@ -279,14 +308,22 @@ def _cross_checks(values: dict[str, Any]) -> None:
             raise RuleError(f"parameter 'reward_options' names {', '.join(map(repr, stray))}, which no model parameter "
                             f"of this notebook uses (a typo would silently drop its options); specs used: "
                             f"{', '.join(sorted(named)) or 'none'}")
+    options = values.get("policy_options")
+    if isinstance(options, dict) and options:
+        named = set(model_specs(values, kinds=(MODEL,)))
+        stray = sorted(set(options) - named)
+        if stray:
+            raise RuleError(f"parameter 'policy_options' names {', '.join(map(repr, stray))}, which no policy or "
+                            f"backbone parameter of this notebook uses (a typo would silently drop its options); "
+                            f"specs used: {', '.join(sorted(named)) or 'none'}")
 
 
-def model_specs(values: dict[str, Any]) -> list[str]:
-    """Every model or reward spec named in ``values`` (in order, without duplicates)."""
+def model_specs(values: dict[str, Any], kinds: tuple[str, ...] = (MODEL, REWARD)) -> list[str]:
+    """Every model or reward spec named in ``values`` (in order, without duplicates); ``kinds`` narrows it."""
     specs = []
     for name, value in values.items():
         rule = RULES.get(name)
-        if getattr(rule, "spec_kind", DATA) == DATA:
+        if getattr(rule, "spec_kind", DATA) not in kinds:
             continue
         container = getattr(rule, "spec_container", None)
         items = value if container == "list" else list(value.values()) if container == "dict" else [value]
@@ -451,7 +488,8 @@ def check_environment(values: dict[str, Any]) -> None:
             except RuleError as err:
                 raise RuleError(f"parameter {name!r}: {err}") from None
     devices = [("device", values.get("device"))] + [
-        (f"reward_options[{spec!r}].device", o.get("device")) for spec, o in options.items() if isinstance(o, dict)]
+        (f"{param}[{spec!r}].device", o.get("device")) for param in ("reward_options", "policy_options")
+        for spec, o in (values.get(param) or {}).items() if isinstance(o, dict)]
     for name, device in devices:
         if isinstance(device, str) and device.startswith("cuda"):
             import torch

@@ -147,6 +147,22 @@ def _check_inputs(prompts, output_dir, config) -> tuple[list[str], Path]:
     return prompts, output_dir
 
 
+def _check_policy_options(options) -> dict:
+    """``policy_options`` as a dict of :func:`rewardscope.load_policy` keyword arguments; unknown names fail early."""
+    import inspect
+
+    from . import policy
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"policy_options must be a mapping of load_policy options, got {type(options).__name__}")
+    allowed = set(inspect.signature(policy.load_policy).parameters) - {"spec"}
+    if unknown := sorted(set(options) - allowed):
+        raise ValueError(f"policy_options has unknown option(s) {unknown}; load_policy takes {sorted(allowed)}")
+    return dict(options)
+
+
 @contextmanager
 def _quiet():
     """Hide transformers' weight-loading bars and the FutureWarnings that TRL's own calls trigger."""
@@ -208,7 +224,7 @@ def _save(output_dir: Path, model, tokenizer, log: pd.DataFrame, **meta) -> None
 
 def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[str], output_dir: str | os.PathLike,
                 config: RLConfig | None = None, device=None, *, monitors: Mapping[str, RewardModel | Callable] | None = None,
-                progress: bool | None = None) -> TuneResult:
+                progress: bool | None = None, policy_options: Mapping[str, Any] | None = None) -> TuneResult:
     """RL fine-tune ``policy`` to maximise ``reward`` on ``prompts``, KL-regularised to the initial policy.
 
     Parameters
@@ -222,6 +238,9 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
     monitors : rewards scored on every training sample with weight 0 (a held-out gold, to watch reward hacking);
         each is logged per step as a column of its name.
     progress : show a progress bar; None shows one for runs of more than 20 steps.
+    policy_options : keyword arguments of :func:`rewardscope.load_policy` for ``policy``: ``chat_template`` (e.g.
+        ``"plain"`` for a base LM without one, such as Pythia; it is saved with the tuned policy),
+        ``trust_remote_code``, ``dtype``. A ``device`` there is not used: training runs on ``device``.
 
     Returns
     -------
@@ -240,6 +259,7 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
     watchers = [reward_function(m, name) for name, m in monitors.items()]
     columns = {**LOG_COLUMNS, **{f"rewards/{name}/mean": name for name in monitors}}
     prompts, output_dir = _check_inputs(prompts, output_dir, config)
+    loader = _check_policy_options(policy_options)
     device = hf.resolve_device(device)
     if device not in ("cpu", "cuda", "cuda:0"):
         raise ValueError(f"device must be 'cpu', 'cuda' or None, got {device!r}; pick a GPU with CUDA_VISIBLE_DEVICES")
@@ -252,7 +272,7 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
     with _quiet(), tempfile.TemporaryDirectory(prefix="rewardscope-rl-") as scratch:
         # load_policy pads on the left (right pads sit between prompt and response and the KL blows up).
         # TRL builds the KL reference, the initial policy, from the same directory (with LoRA: adapter off).
-        loaded = load_policy(policy, device="cpu")
+        loaded = load_policy(policy, **{**loader, "device": "cpu"})
         args = config_class(
             output_dir=scratch, max_steps=config.steps, learning_rate=config.learning_rate, beta=config.beta,
             per_device_train_batch_size=config.prompts_per_step * config.generations_per_prompt,
@@ -269,6 +289,7 @@ def tune_policy(policy: str, reward: RewardModel | Callable, prompts: Sequence[s
         log = pd.DataFrame([{columns[k]: v for k, v in entry.items() if k in columns}
                             for entry in trainer.state.log_history if "reward" in entry], columns=list(columns.values()))
         model = trainer.model.merge_and_unload() if config.lora_rank is not None else trainer.model  # plain HF dir
-        _save(output_dir, model, loaded.tokenizer, log, base=str(policy), reward=reward_name, config=asdict(config))
+        _save(output_dir, model, loaded.tokenizer, log, base=str(policy), reward=reward_name, config=asdict(config),
+              **({"policy_options": loader} if loader else {}))
     return TuneResult(output_dir, log)
 
