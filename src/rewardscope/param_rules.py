@@ -216,7 +216,8 @@ def reward_options_rule(value: Any) -> None:
                             f"options: {', '.join(sorted(allowed))}")
         checks = {"trust_remote_code": _bool_only, "allow_random_head": _bool_only, "dtype": dtype_rule,
                   "device": device_rule, "label": optional(NON_NEGATIVE), "batch_size": POSITIVE,
-                  "architecture": optional(one_of("decoder", "encoder")), "chat_template": optional(nonempty_text)}
+                  "architecture": optional(one_of("decoder", "encoder")), "chat_template": optional(nonempty_text),
+                  "output": nonempty_text, "device_map": _device_map_rule}
         for key, check in checks.items():
             if key in options:
                 try:
@@ -244,6 +245,12 @@ def policy_options_rule(value: Any) -> None:
                     check(options[key])
                 except RuleError as err:
                     raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
+
+
+def _device_map_rule(value: Any) -> None:
+    if not (value is None or _text(value) or isinstance(value, dict)):
+        raise RuleError(f"must be accelerate's device map: 'auto', 'balanced', a mapping of modules to devices, or null; "
+                        f"got {value!r}")
 
 
 def _bool_only(value: Any) -> None:
@@ -419,7 +426,7 @@ def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
     """That ``spec`` names something loadable here, without loading or building it. Raises RuleError."""
     from .data import PROMPT_SOURCES
     from .rewards import reward_kinds
-    from .zoo import _HUB_ID, SIDECAR, embedded_names
+    from .zoo import _HUB_ID, SIDECAR, embedded_names, listed_names
 
     options = options or {}
     if kind == REWARD and spec in reward_kinds():
@@ -447,7 +454,7 @@ def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
         return
     if spec.startswith((".", "/", "~")) or os.sep in spec and not _HUB_ID.match(spec):
         raise RuleError(f"local path {str(path)!r} does not exist (relative paths start at {caller_path('.')})")
-    allowed = {MODEL: f"an embedded name ({', '.join(embedded_names())})",
+    allowed = {MODEL: f"an embedded name ({listed_names()})",
                REWARD: f"a reward rule ({', '.join(reward_kinds())}), an embedded name",
                DATA: f"a prompt source ({', '.join(PROMPT_SOURCES)})"}[kind]
     raise RuleError(f"{spec!r} is not {allowed}, an existing local path (relative paths start at {caller_path('.')}) "

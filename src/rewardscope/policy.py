@@ -30,21 +30,49 @@ class Policy:
                  progress: bool | None = None) -> list[str]:
         """Sample one response per prompt (chat template, left padding, KV cache), seeded.
 
-        ``do_sample=False`` gives greedy decoding. Returns the decoded responses without special tokens.
+        ``do_sample=False`` gives greedy decoding; ``top_p`` is in (0, 1]. Each prompt's chat-template ids
+        plus ``max_new_tokens`` must fit the model's positions (``config.max_position_embeddings``).
+        Returns the decoded responses without special tokens.
         """
+        from numbers import Integral, Real
+
         import torch
 
         from .progress import bar
+        from .rewards import check_text
 
-        if isinstance(prompts, str) or not len(prompts):
+        if isinstance(prompts, str) or not hasattr(prompts, "__len__") or not len(prompts):
             raise ValueError("prompts must be a non-empty sequence of strings")
+        prompts = list(prompts)
+        bad = next((i for i, p in enumerate(prompts) if not isinstance(p, str)), None)
+        if bad is not None:
+            raise TypeError(f"prompts[{bad}] is {type(prompts[bad]).__name__}, expected str")
+        check_text("prompts", prompts)
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r}")
+        if isinstance(top_p, bool) or not isinstance(top_p, Real):
+            raise TypeError(f"top_p must be a number in (0, 1], got {type(top_p).__name__}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral):
+            raise TypeError(f"batch_size must be a positive int, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         tok = self.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         encoded = [hf.chat_ids(tok, p) for p in prompts]
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int):
+            too_long = next((i for i, ids in enumerate(encoded) if len(ids) + max_new_tokens > limit), None)
+            if too_long is not None:
+                n = len(encoded[too_long])
+                raise ValueError(f"prompts[{too_long}] is {n} tokens with the chat template; with max_new_tokens="
+                                 f"{max_new_tokens} that needs {n + max_new_tokens} positions but the model has {limit} "
+                                 "(max_position_embeddings); shorten the prompt or lower max_new_tokens")
         responses: list[str] = []
         starts = range(0, len(encoded), batch_size)
         torch.manual_seed(seed)
@@ -60,8 +88,14 @@ class Policy:
         return [r.strip() for r in responses]
 
 
-def load_policy(spec: str, device=None, dtype=None, trust_remote_code: bool = False) -> Policy:
+def load_policy(spec: str, device=None, dtype=None, trust_remote_code: bool = False,
+                chat_template: str | None = None) -> Policy:
     """Load a causal LM policy from a spec (embedded name, local directory or hub id).
+
+    ``chat_template`` replaces the tokenizer's: a name (``"plain"``: the prompt, a newline, then the answer,
+    for base LMs without a template such as Pythia; ``"hh"``: hh-rlhf's "Human:/Assistant:" text) or a Jinja
+    template over ``messages``. A policy without any template is refused. ``trust_remote_code`` runs the
+    directory's own code only when it is the bool True.
 
     Examples
     --------
@@ -71,12 +105,18 @@ def load_policy(spec: str, device=None, dtype=None, trust_remote_code: bool = Fa
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    trust = hf.check_trust_remote_code(trust_remote_code)
+    template = None if chat_template is None else hf.resolve_chat_template(chat_template)
     path = resolve(spec)
     device = hf.resolve_device(device)
     dtype = hf.resolve_dtype(dtype, device)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    hf.check_weights(path, "AutoModelForCausalLM")
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    if template is not None:
+        tokenizer.chat_template = template
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"policy {spec!r} has no chat template; rewardscope prompts policies as one-turn chats")
+        raise ValueError(f"policy {spec!r} has no chat template; {hf.NO_TEMPLATE_HINT} "
+                         "(rewardscope prompts policies as one-turn chats)")
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust, use_safetensors=True)
     return Policy(str(spec), path, model.to(device).eval(), tokenizer, device)

@@ -24,8 +24,20 @@ from .zoo import ModelSpecError, read_sidecar, resolve
 logger = logging.getLogger(__name__)
 
 
+def check_text(name: str, texts: Sequence[str]) -> None:
+    """Refuse a string that cannot be UTF-8 encoded (a lone surrogate such as ``"\\ud800"``), naming it."""
+    for i, text in enumerate(texts):
+        if text.isascii():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{name}[{i}] is not valid text (lone surrogate {text[err.start]!r} at character "
+                             f"{err.start}); decode your data with errors='replace' or drop it") from None
+
+
 def check_pairs(prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Validate (prompt, response) inputs: two equally long, non-empty sequences of strings."""
+    """Validate (prompt, response) inputs: two equally long, non-empty sequences of valid strings."""
     if isinstance(prompts, str) or isinstance(responses, str):
         raise TypeError("prompts and responses must be sequences of strings, not single strings")
     prompts, responses = list(prompts), list(responses)
@@ -37,6 +49,7 @@ def check_pairs(prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[
         bad = next((i for i, x in enumerate(seq) if not isinstance(x, str)), None)
         if bad is not None:
             raise TypeError(f"{name}[{bad}] is {type(seq[bad]).__name__}, expected str")
+        check_text(name, seq)
     return prompts, responses
 
 
@@ -175,7 +188,7 @@ class HelpfulnessProxy(RewardModel):
         self.min_words = min_words
         self.device = hf.resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(path, use_safetensors=True).to(self.device).eval()
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence embeddings, shape (n, 384)."""
@@ -213,93 +226,123 @@ def _vader():
 # Hugging Face sequence-classification reward models
 
 
-HH_TEMPLATE = ("{% for m in messages %}{{ '\\n\\nHuman: ' if m['role'] == 'user' else '\\n\\nAssistant: ' }}"
-               "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{% endif %}")
-"""Anthropic hh-rlhf's plain-text dialogue format, for reward models trained on it without a chat template."""
-NAMED_TEMPLATES = {"hh": HH_TEMPLATE}
+HH_TEMPLATE = hf.HH_TEMPLATE  # the named templates live in rewardscope.hf, shared with policies and backbones
+NAMED_TEMPLATES = hf.NAMED_TEMPLATES
+OUTPUT_NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
 class HFRewardModel(RewardModel):
     """An ``AutoModelForSequenceClassification`` reward model.
 
     Decoders score the token ids of the chat template around (prompt, response), with exactly one
-    BOS, left-padded, read at the last position. Encoders score the text pair (prompt, response).
+    BOS, left-padded (with position ids that start at each row's first token), read at the last
+    position. Encoders score the text pair (prompt, response).
+
+    Custom-code reward models (ArmoRM-Llama3-8B, QRM-Llama3.1-8B, QRM-Gemma-2-27B) declare their class in
+    the config's ``auto_map`` and run only with ``trust_remote_code=True``; their reward is the output
+    attribute named by ``output`` ("score" for those three: ArmoRM's ``score`` is already the gating
+    network's mixture of its 19 objectives, the preference score of its model card, and QRM's ``score`` is
+    the expectation of its reward quantiles). ``output="rewards", label=k`` reads ArmoRM's objective k instead.
     """
 
     kind = "hf"
 
     def __init__(self, name: str, path: Path, *, device=None, dtype=None, trust_remote_code: bool = False,
                  architecture: str | None = None, label: int | None = None, batch_size: int = 16,
-                 allow_random_head: bool = False, chat_template: str | None = None):
+                 allow_random_head: bool = False, chat_template: str | None = None, output: str = "logits",
+                 device_map: str | dict | None = None):
         super().__init__(name)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        trust = hf.check_trust_remote_code(trust_remote_code)
+        if not isinstance(output, str):
+            raise TypeError(f"output must be the name of an output attribute (a str such as 'logits' or 'score'), "
+                            f"got {type(output).__name__}")
+        if not OUTPUT_NAME.match(output) or output.startswith("_"):
+            raise ValueError(f"output must name an attribute of the model's output ('logits', 'score', ...), got {output!r}")
+        if label is not None and (not isinstance(label, int) or isinstance(label, bool)):
+            raise TypeError(f"label must be an int index or None, got {type(label).__name__}")
+        if device_map is not None and not isinstance(device_map, (str, dict)):
+            raise TypeError(f"device_map must be a str such as 'auto' or a dict (accelerate's), "
+                            f"got {type(device_map).__name__}")
+        if architecture is not None and architecture not in hf.ARCHITECTURES:
+            raise ValueError(f"architecture must be 'decoder' or 'encoder', got {architecture!r}")
         self.path = Path(path)
         self.device = hf.resolve_device(device)
         self.dtype = hf.resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+        self.output = output
+        hf.check_weights(self.path, "AutoModelForSequenceClassification")
+        config = hf.read_config(self.path)  # plain JSON: no code runs before the checks below
+        custom = hf.custom_class(config)
+        if custom and not trust:
+            raise ValueError(f"{name!r} declares its own reward model class in custom code ({custom}, in its "
+                             "directory); read that code, then pass trust_remote_code=True to run it")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust)
         if chat_template is not None:  # RMs trained on a plain-text format (hh-rlhf's "Human:/Assistant:") have none
-            chat_template = NAMED_TEMPLATES.get(chat_template, chat_template)
-            if not isinstance(chat_template, str) or "messages" not in chat_template:
-                raise ValueError(f"chat_template must be one of {sorted(NAMED_TEMPLATES)} or a Jinja template over "
-                                 "`messages`")
-            self.tokenizer.chat_template = chat_template
-        self.architecture = architecture or read_sidecar(self.path).get("architecture") or self._infer_architecture()
-        if self.architecture not in ("decoder", "encoder"):
-            raise ValueError(f"architecture must be 'decoder' or 'encoder', got {self.architecture!r}")
+            self.tokenizer.chat_template = hf.resolve_chat_template(chat_template)
+        self.architecture = architecture or hf.architecture_of(config, self.tokenizer, read_sidecar(self.path))
         if self.architecture == "decoder":
             self.pad_id = hf.safe_pad_id(self.tokenizer)  # fails early if there is no chat template
         else:
             self.pad_id = self.tokenizer.pad_token_id
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(self.path, trust_remote_code=trust_remote_code)
-        head = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
-        extra = {}
-        if not head:
+        head = [a for a in (config.get("architectures") or []) if a.endswith("ForSequenceClassification")]
+        extra: dict[str, Any] = {}
+        if not head and not custom:
             if not allow_random_head:
                 raise ValueError(
-                    f"{name!r} is not a sequence-classification reward model (architectures: {config.architectures}); "
-                    "its score head would be random. Pass allow_random_head=True to score with a random head")
+                    f"{name!r} is not a sequence-classification reward model (architectures: "
+                    f"{config.get('architectures')}); its score head would be random. Pass allow_random_head=True "
+                    "to score with a random head")
             extra["num_labels"] = 1
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.path, dtype=self.dtype, trust_remote_code=trust_remote_code, **extra).to(self.device).eval()
+        if device_map is not None:
+            extra["device_map"] = device_map  # accelerate spreads the layers over the devices
+        model = AutoModelForSequenceClassification.from_pretrained(
+            self.path, dtype=self.dtype, trust_remote_code=trust, use_safetensors=True, **extra)
+        if device_map is None:
+            model = model.to(self.device)
+        else:
+            self.device = str(model.get_input_embeddings().weight.device)  # inputs go where the embeddings are
+        self.model = model.eval()
         self.model.config.pad_token_id = self.pad_id
-        n_labels = self.model.config.num_labels
+        self._arguments = hf.forward_arguments(self.model)
+        if output == "logits" and not custom:
+            n_labels = self.model.config.num_labels
+        else:  # custom code: what the output holds is known only by running it once
+            probe = self._model_outputs(self._inputs(["Hi"], ["Hello there"]))
+            n_labels = hf.output_width(probe, output)
         if label is None and n_labels != 1:
-            raise ValueError(f"{name!r} has {n_labels} labels; pass label=<index> to say which logit is the reward")
+            what = "labels" if output == "logits" else f"{output} columns"
+            raise ValueError(f"{name!r} has {n_labels} {what}; pass label=<index> to say which is the reward")
         self.label = 0 if label is None else label
         if not 0 <= self.label < n_labels:
             raise ValueError(f"label must lie in [0, {n_labels}), got {label}")
         self.max_length = min(int(getattr(self.model.config, "max_position_embeddings", 1 << 16) or 1 << 16),
                               int(self.tokenizer.model_max_length or 1 << 16))
 
-    def _infer_architecture(self) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return "decoder"
-        if self.tokenizer.cls_token_id is not None and self.tokenizer.sep_token_id is not None:
-            return "encoder"
-        raise ValueError(
-            f"reward model {self.name!r} has no chat template and is not a [CLS]/[SEP] encoder; "
-            "pass architecture='decoder' with a tokenizer that has a chat template, or architecture='encoder'"
-        )
-
     @cached_property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
     def encode(self, prompt: str, response: str) -> list[int]:
-        """The ids a decoder RM scores for one pair (left-truncated to the context length)."""
-        return hf.reward_inputs(self.tokenizer, "decoder", [prompt], [response], self.pad_id,
-                                self.max_length)["input_ids"][0].tolist()
+        """The ids the RM scores for one pair: a decoder's chat-template ids (one BOS, left-truncated to the
+        context length), an encoder's text pair."""
+        return self._inputs([prompt], [response])["input_ids"][0].tolist()
 
-    def _forward(self, batch) -> np.ndarray:
+    def _inputs(self, prompts: list[str], responses: list[str]) -> dict:
+        max_length = getattr(self, "max_length", None) or int(self.tokenizer.model_max_length or 1 << 16)
+        return hf.reward_inputs(self.tokenizer, self.architecture, prompts, responses, self.pad_id, max_length)
+
+    def _model_outputs(self, batch):
         import torch
 
+        if self._arguments is not None:  # custom code may not take position_ids
+            batch = {k: v for k, v in batch.items() if k in self._arguments}
         with torch.no_grad():
-            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
-        return logits[:, self.label].float().cpu().numpy()
+            return self.model(**{k: v.to(self.device) for k, v in batch.items()})
+
+    def _forward(self, batch) -> np.ndarray:
+        return hf.read_reward(self._model_outputs(batch), self.output, self.label).float().cpu().numpy()
 
     def _score(self, prompts, responses, batch_size, progress):
         from .progress import bar
@@ -311,9 +354,7 @@ class HFRewardModel(RewardModel):
         starts = range(0, len(order), batch_size)
         for start in bar(starts, desc=f"scoring with {self.name}", unit="batch", progress=progress, long=len(starts) > 8):
             idx = order[start:start + batch_size]
-            batch = hf.reward_inputs(self.tokenizer, self.architecture, [prompts[i] for i in idx],
-                                     [responses[i] for i in idx], self.pad_id, self.max_length)
-            scores[idx] = self._forward(batch)
+            scores[idx] = self._forward(self._inputs([prompts[i] for i in idx], [responses[i] for i in idx]))
         return scores
 
 
@@ -326,10 +367,15 @@ def load_reward_model(spec: str, device=None, dtype=None, trust_remote_code: boo
         or a hub id.
     device : "cpu", "cuda" or None (CUDA when available).
     dtype : "float32" (default), "bfloat16" or "float16".
-    trust_remote_code : passed to ``from_pretrained``; off unless you ask for it.
-    kwargs : ``architecture`` ("decoder"/"encoder"), ``label`` (logit index), ``batch_size``,
+    trust_remote_code : the bool True runs the model directory's own code (custom-code RMs such as ArmoRM);
+        off unless you ask for it, and any other value is refused.
+    kwargs : ``architecture`` ("decoder"/"encoder"), ``label`` (logit or objective index), ``batch_size``,
+        ``chat_template`` (one of {templates} or a Jinja template over ``messages``), ``output`` (the
+        output attribute that holds the reward: "logits", or "score" for ArmoRM/QRM custom code),
+        ``device_map`` (accelerate's, e.g. "auto": spread a large model over the GPUs),
         ``allow_random_head`` (score a causal LM or encoder backbone through a freshly initialised head).
     """
+    hf.check_trust_remote_code(trust_remote_code)
     if isinstance(spec, str) and spec in _KINDS:
         if kwargs:
             raise TypeError(f"{spec!r} takes no options, got {sorted(kwargs)}")
@@ -341,4 +387,5 @@ def load_reward_model(spec: str, device=None, dtype=None, trust_remote_code: boo
     return HFRewardModel(str(spec), path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
 
 
-load_reward_model.__doc__ = load_reward_model.__doc__.format(kinds=", ".join(sorted(_KINDS)))
+load_reward_model.__doc__ = load_reward_model.__doc__.format(kinds=", ".join(sorted(_KINDS)),
+                                                             templates=", ".join(sorted(hf.NAMED_TEMPLATES)))

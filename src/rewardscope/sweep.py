@@ -260,23 +260,44 @@ def _attention_implementation(model, name: str) -> Iterator[bool]:
 
 
 class _NoSharing(Exception):
-    """The model's attention layers do not route through transformers' AttentionInterface."""
+    """The prefix method cannot run on this model: its attention layers do not route through transformers'
+    AttentionInterface, or it exposes no trunk and head to read the last position with."""
 
 
-def _find_head(model):
+HEADS = ("score", "classifier", "v_head", "reward_head", "head")
+"""Attribute names of the head that a sequence-classification RM reads its trunk's last position with."""
+
+
+def _trunk_and_head(model) -> tuple[Any, Any, str]:
+    """``(trunk, head, "")`` where the model is a trunk (its ``base_model``: ``model.model``, ``model.transformer``,
+    also in custom code built on a transformers ``PreTrainedModel``) plus one head module (``.score``,
+    ``.classifier``, ...); else ``(None, None, why)``. The prefix method needs both; a gated head that also reads
+    other positions (ArmoRM's gating network) has neither name and is scored in full."""
     import torch
 
-    base = model.base_model
-    for name in ("score", "classifier", "v_head", "reward_head", "head"):
+    base = getattr(model, "base_model", None)
+    if not isinstance(base, torch.nn.Module) or base is model:
+        return None, None, f"{type(model).__name__} exposes no trunk (base_model)"
+    for name in HEADS:
         head = getattr(model, name, None)
         if isinstance(head, torch.nn.Module) and head is not base:
-            return head
-    raise ValueError(f"cannot find the score head of {type(model).__name__} (looked for .score, .classifier, "
-                     ".v_head, .reward_head, .head); use an encoder RM or a standard *ForSequenceClassification")
+            return base, head, ""
+    return None, None, (f"{type(model).__name__} has no score head on its trunk (looked for "
+                        f"{', '.join('.' + n for n in HEADS)})")
+
+
+def _column(values, label: int):
+    return values if values.ndim == 1 else values[:, label]
 
 
 class _Scorer:
-    """Scores batches of id sequences with one RM in one dtype, pooling at the known last position."""
+    """Scores batches of id sequences with one RM in one dtype, pooling at the known last position.
+
+    Decoders with a trunk and a head (:func:`_trunk_and_head`) that reproduce the model's own score are read
+    at the last position of the trunk (the prefix method shares the trunk's prompt keys/values); any other
+    model runs in full and its reward is read from its own output (``rm.output``, ``rm.label``), and
+    ``unshared`` says why the prefix method cannot run.
+    """
 
     def __init__(self, rm, dtype):
         import torch
@@ -284,58 +305,77 @@ class _Scorer:
         self.dtype = dtype  # no reference to rm itself: _SCORERS holds scorers weakly by rm
         self.device = rm.device
         self.label = rm.label
+        self.output = getattr(rm, "output", "logits")
         self.decoder = rm.architecture == "decoder"
         if dtype == next(rm.model.parameters()).dtype:
             self.model = rm.model
         else:
             self.model = copy.deepcopy(rm.model).to(dtype).eval()
         self.checked = False
+        self.base = self.head = None
+        self.unshared = "" if self.decoder else "an encoder attends both ways"
         if self.decoder:
-            self.base = self.model.base_model
-            self.head = _find_head(self.model)
+            self.base, self.head, self.unshared = _trunk_and_head(self.model)
+        if self.head is not None:
             probe = torch.tensor([hf.chat_ids(rm.tokenizer, "Hi", "Hello there")], device=self.device)
             pad = self.model.config.pad_token_id
             try:
                 self.model.config.pad_token_id = None  # batch of one: transformers pools the last position
-                with torch.inference_mode():
-                    full = self.model(input_ids=probe).logits[0, self.label].float().item()
+                full = float(self._full(probe)[0])
             finally:
                 self.model.config.pad_token_id = pad
             mine = float(self.naive(probe)[0])
             if not np.isclose(mine, full, rtol=1e-3, atol=1e-3 if dtype == torch.float32 else 5e-2):
-                raise ValueError(f"score head of {type(self.model).__name__} read at the last position gives {mine:.4g}, "
-                                 f"the model's own output is {full:.4g}; this RM's pooling is not supported")
+                self.base = self.head = None
+                self.unshared = (f"the head of {type(self.model).__name__} read at the last position gives {mine:.4g}, "
+                                 f"the model's own output is {full:.4g}")
+                logger.warning("%s; scoring full sequences", self.unshared)
+
+    def _full(self, ids, token_type_ids=None) -> np.ndarray:
+        """The model's own forward, its reward read from its output (no padding: every row is one sequence)."""
+        import torch
+
+        ids = ids.to(self.device)
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids.to(self.device)}
+        with torch.inference_mode():
+            outputs = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra)
+        return hf.read_reward(outputs, self.output, self.label).float().cpu().numpy().astype(np.float64)
 
     def naive(self, ids, token_type_ids=None) -> np.ndarray:
         """Full forwards of equally long sequences ``ids`` [B, T]; scores at the last position."""
         import torch
 
+        if self.head is None:
+            return self._full(ids, token_type_ids)
         ids = ids.to(self.device)
         with torch.inference_mode():
-            if self.decoder:
-                hidden = self.base(input_ids=ids, use_cache=False).last_hidden_state[:, -1]
-                logits = self.head(hidden)
-            else:
-                extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids.to(self.device)}
-                logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra).logits
-        return logits[:, self.label].float().cpu().numpy().astype(np.float64)
+            hidden = self.base(input_ids=ids, use_cache=False).last_hidden_state[:, -1]
+            logits = _column(self.head(hidden), self.label)
+        return logits.float().cpu().numpy().astype(np.float64)
+
+    def _records(self, prefix: Sequence[int], state: _SharedPrefix) -> bool:
+        """Run the prefix through the trunk once; whether its attention layers recorded keys/values."""
+        import torch
+
+        with torch.inference_mode():
+            self.base(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=False)
+        return bool(state.kv)
 
     @contextmanager
     def shared(self, prefix: Sequence[int]) -> Iterator[Any]:
         """Record ``prefix``'s keys/values once; yields ``score(continuations [B, S]) -> scores``."""
         import torch
 
+        if self.head is None:
+            raise _NoSharing(self.unshared)
         _register_attention()
         state = _SharedPrefix()
         token = _SHARED.set(state)
         try:
             with _attention_implementation(self.model, ATTENTION) as switched:
-                if not switched:
-                    raise _NoSharing(type(self.model).__name__)
-                with torch.inference_mode():
-                    self.base(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=False)
-                if not state.kv:
-                    raise _NoSharing(type(self.model).__name__)
+                if not switched or not self._records(prefix, state):
+                    raise _NoSharing(f"{type(self.model).__name__} does not route attention through "
+                                     "transformers' AttentionInterface")
                 state.recording = False
                 state.length = len(prefix)
 
@@ -346,8 +386,8 @@ class _Scorer:
                     with torch.inference_mode():
                         hidden = self.base(input_ids=continuations, position_ids=positions,
                                            use_cache=False).last_hidden_state[:, -1]
-                        logits = self.head(hidden)
-                    return logits[:, self.label].float().cpu().numpy().astype(np.float64)
+                        logits = _column(self.head(hidden), self.label)
+                    return logits.float().cpu().numpy().astype(np.float64)
 
                 yield score
         finally:
@@ -525,13 +565,20 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
     compute_dtype = hf.resolve_dtype(dtype, rm.device) if dtype is not None else next(rm.model.parameters()).dtype
     ids = _check_token_ids(token_ids, rm)
     slot = response_slot(rm, prompt)
+    fallback = None  # why the prefix method could not run, when it could not
     if rm.architecture != "decoder" and method == "prefix":
         logger.info("%s is an encoder: scoring every sequence in full", rm.name)
+        method = "naive"
+    elif method == "prefix" and _trunk_and_head(rm.model)[1] is None:
+        fallback = _trunk_and_head(rm.model)[2]
+        logger.warning("%s: %s; the prefix method needs one, scoring full sequences (method='naive')", rm.name, fallback)
         method = "naive"
     batch_size = batch_size or DEFAULT_BATCH[method if rm.architecture == "decoder" else "encoder"]
     dtype_name = str(compute_dtype).removeprefix("torch.")
     attrs = {"prompt": prompt, "method": method, "dtype": dtype_name, "prefix_ids": list(slot.prefix),
              "suffix_ids": list(slot.suffix), "rm": rm.name}
+    if fallback:
+        attrs["fallback"] = fallback
 
     def finish(scores: np.ndarray) -> pd.DataFrame:
         tokens = rm.tokenizer.batch_decode([[int(i)] for i in ids])
@@ -562,8 +609,8 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
                 try:
                     results[k] = _score_block(scorer(), slot, block, method, batch_size, bar)
                 except _NoSharing as err:
-                    logger.warning("%s does not route attention through transformers' AttentionInterface; "
-                                   "scoring full sequences instead", err)
+                    logger.warning("%s; scoring full sequences instead", err)
+                    attrs.update(method="naive", fallback=str(err))
                     results[k] = _score_block(scorer(), slot, block, "naive", DEFAULT_BATCH["naive"], bar)
                 if write is not None:
                     write(k, results[k], time.perf_counter() - started)
@@ -726,7 +773,7 @@ def roundtrip_ids(rm, prompt: str, token_id: int) -> list[int]:
     tok = rm.tokenizer
     response = tok.decode([int(token_id)])
     if rm.architecture == "decoder":
-        text = tok.apply_chat_template(hf.chat_messages(prompt, response), tokenize=False)
+        text = hf.render_chat(tok, hf.chat_messages(prompt, response))  # the date pinned as for the by-id ids
         return tok(text, add_special_tokens=True).input_ids
     return tok(prompt, response).input_ids
 
@@ -779,8 +826,7 @@ def decode_reencode_comparison(rm, prompt: str, token_ids: Sequence[int] | None 
     bos = tok.bos_token_id
     sequences, types = [], None
     if rm.architecture == "decoder":
-        texts = [tok.apply_chat_template(hf.chat_messages(prompt, r), tokenize=False)
-                 for r in tok.batch_decode([[int(i)] for i in ids])]
+        texts = [hf.render_chat(tok, hf.chat_messages(prompt, r)) for r in tok.batch_decode([[int(i)] for i in ids])]
         sequences = tok(texts, add_special_tokens=True).input_ids
     else:
         encoded = tok([prompt] * len(ids), tok.batch_decode([[int(i)] for i in ids]))

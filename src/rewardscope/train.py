@@ -92,20 +92,30 @@ def _freeze(model, trainable) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_backbone(spec: str, device: str = "cpu"):
+def load_backbone(spec: str, device: str = "cpu", *, trust_remote_code: bool = False,
+                  chat_template: str | None = None):
     """(model, tokenizer, architecture, pad_id) of a backbone spec as a one-output sequence classifier.
 
     A causal LM gets a fresh linear score head (drawn from torch's current seed); the pad token is one
-    that never occurs in the chat template (see :func:`rewardscope.hf.safe_pad_id`).
+    that never occurs in the chat template (see :func:`rewardscope.hf.safe_pad_id`). Decoder or encoder is
+    decided by the model's config, by the same rule as for reward models (:func:`rewardscope.hf.architecture_of`):
+    a decoder without a chat template (a base LM such as Pythia) needs ``chat_template`` (e.g. "plain"), and
+    the template is saved with the trained RM. ``trust_remote_code`` runs the directory's code only when True.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    trust = hf.check_trust_remote_code(trust_remote_code)
+    template = None if chat_template is None else hf.resolve_chat_template(chat_template)
     path = resolve(spec)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    architecture = read_sidecar(path).get("architecture") or ("decoder" if tokenizer.chat_template else "encoder")
+    hf.check_weights(path, "AutoModelForSequenceClassification")
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    if template is not None:
+        tokenizer.chat_template = template
+    architecture = hf.architecture_of(hf.read_config(path), tokenizer, read_sidecar(path))
     pad_id = hf.safe_pad_id(tokenizer) if architecture == "decoder" else tokenizer.pad_token_id
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32).to(device)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32,
+                                                               trust_remote_code=trust, use_safetensors=True).to(device)
     model.config.pad_token_id = pad_id
     if architecture == "decoder":
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
@@ -141,6 +151,10 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
         raise ValueError(f"output_dir {output_dir} exists and is not empty")
 
     start_time = time.time()
+    # Build an embedded backbone (if not cached yet) before seeding: a build draws random numbers, and the
+    # result must not depend on what is cached already. The seed then gives a causal LM's new score head
+    # and the training's dropout.
+    resolve(config.backbone)
     torch.manual_seed(config.seed)
     model, tokenizer, architecture, pad_id = load_backbone(config.backbone)
     n_trainable = _freeze(model, config.trainable)

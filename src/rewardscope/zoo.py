@@ -73,11 +73,19 @@ def embedded_names() -> list[str]:
     return sorted(_ZOO)
 
 
+def listed_names() -> str:
+    """The embedded names for an error message: replicas of hub models (``replica:<hub id>``) counted, not listed."""
+    names = embedded_names()
+    plain = [n for n in names if not n.startswith("replica:")]
+    replicas = len(names) - len(plain)
+    return ", ".join(plain) + (f", and replica:<hub id> for {replicas} hub models" if replicas else "")
+
+
 def entry(name: str) -> ZooEntry:
     try:
         return _ZOO[name]
     except KeyError:
-        raise ModelSpecError(f"unknown embedded model {name!r}; embedded names: {', '.join(embedded_names())}") from None
+        raise ModelSpecError(f"unknown embedded model {name!r}; embedded names: {listed_names()}") from None
 
 
 def write_sidecar(directory: Path, **meta: Any) -> None:
@@ -314,7 +322,7 @@ def _resolve_hub(spec: str) -> Path:
     except Exception as err:  # noqa: BLE001 - the hub raises many types; one clear line is what users need
         raise ModelSpecError(
             f"could not fetch hub model {spec!r} ({type(err).__name__}); hub ids need a network or a warm "
-            f"Hugging Face cache. Offline, use a local directory or an embedded name: {', '.join(embedded_names())}"
+            f"Hugging Face cache. Offline, use a local directory or an embedded name: {listed_names()}"
         ) from err
 
 
@@ -347,7 +355,7 @@ def resolve(spec: str | os.PathLike) -> Path:
     looked = f" (no directory {path})" if looks_like_path(spec) else ""
     raise ModelSpecError(
         f"unknown model spec {spec!r}: not an embedded name, an existing directory{looked} or a hub id (org/name); "
-        f"embedded names: {', '.join(embedded_names())}"
+        f"embedded names: {listed_names()}"
     )
 
 
