@@ -5,7 +5,7 @@ A claim *holds here* when the 95 % interval of its estimate, resampled over the 
 unit and how many units the interval rests on. A row that cannot fail (true by construction, or with
 nothing to test at this scale) is :func:`not_a_test`: it is shown, labelled, and not counted.
 
-Chapters build their rows with :func:`tested` and :func:`not_a_test` inside a ``findings(results)``
+Chapters build their rows with :func:`decide` and :func:`not_a_test` inside a ``findings(results)``
 function of their own (tested), and the notebook glues :func:`summary`.
 """
 
@@ -53,7 +53,7 @@ def excludes(low: float, high: float, null: float, side: str = "greater") -> boo
     return low > null or high < null
 
 
-def tested(claim: str, paper: str, estimate: float, low: float, high: float, *, null: float, unit: str, n: int,
+def decide(claim: str, paper: str, estimate: float, low: float, high: float, *, null: float, unit: str, n: int,
            side: str = "greater", fmt: str = "{:.3f}", what: str = "") -> Finding:
     """A row decided by the rule: the interval over ``n`` ``unit``s excludes ``null`` on ``side``."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
