@@ -154,3 +154,14 @@ def test_capture_rejects_bad_input(tiny_llama, tmp_path, kwargs, message):
 def test_decoder_blocks_needs_a_transformer():
     with pytest.raises(ValueError, match="num_hidden_layers"):
         decoder_blocks(torch.nn.Linear(2, 2))
+
+
+def test_activation_change_is_the_share_of_variance_that_moved():
+    from rewardscope.activations import activation_change
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(500, 8))
+    assert activation_change(base, base) == 0
+    assert np.isclose(activation_change(base, base + 0.1 * rng.normal(size=base.shape)), 0.01, rtol=0.15)
+    with pytest.raises(ValueError, match="one shape"):
+        activation_change(base, base[:10])

@@ -321,3 +321,139 @@ def test_the_pipeline_runs_end_to_end_on_tiny_llama():
                          n_random=10)
     assert features.shape == (2 * len(texts), 64) and np.all(target[: len(texts)] >= 0)
     assert -1 <= first["tau"] <= 1 and first["tau"] == again["tau"]
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 14: words as the unit, a large negative-word set, one decision rule
+
+
+def test_negative_lexicon_words_is_large_and_blocks_slurs_and_profanity():
+    from rewardscope.irm import NEGATIVE_BLOCKLIST, negative_lexicon_words
+
+    words = negative_lexicon_words()
+    lexicon = vader_lexicon()
+    assert len(words) > 10 * len(NEGATIVE_WORDS)
+    assert all(lexicon[w] <= -1.5 and w.isalpha() and len(w) >= 4 for w in words)
+    assert not set(words) & set(NEGATIVE_BLOCKLIST)
+    assert not [w for w in words if w.startswith(("fuck", "shit", "bitch", "whore", "slut", "cunt", "nigg", "rapist"))]
+    assert {"awful", "terrible", "hopeless"} <= set(words)
+    with pytest.raises(ValueError, match="no lexicon word"):
+        negative_lexicon_words(-10)
+
+
+def test_triples_without_antonyms_draw_many_distinct_negative_words():
+    from rewardscope.irm import negative_lexicon_words
+
+    texts = ["The film was great, really."] * 200
+    fixed = contrastive_triples(texts)
+    drawn = contrastive_triples(texts, negative_words=negative_lexicon_words(), antonyms=False)
+    assert fixed["negative_word"].nunique() == 1  # "great" always becomes "terrible"
+    assert drawn["negative_word"].nunique() > 100
+
+
+def test_word_folds_keep_each_word_in_one_fold():
+    from rewardscope.irm import word_folds
+
+    words = ["a", "b", "c", "a", "d", "b", "e", "f"] * 3
+    folds = word_folds(words, 3, seed=1)
+    frame = pd.DataFrame({"w": words, "f": folds})
+    assert (frame.groupby("w")["f"].nunique() == 1).all()
+    assert set(folds) == {0, 1, 2}
+    with pytest.raises(ValueError, match="distinct words"):
+        word_folds(["a", "a", "b"], 3)
+
+
+def test_out_of_fold_predictions_never_see_their_own_word():
+    from rewardscope.irm import out_of_fold_predictions, word_folds
+
+    # each word has a feature of its own: a model that never saw the word cannot predict it
+    words = np.repeat([f"w{i}" for i in range(10)], 4)
+    x = np.eye(10)[np.repeat(np.arange(10), 4)]
+    target = np.repeat(np.linspace(-3, 3, 10), 4)
+    predicted = out_of_fold_predictions(x, target, word_folds(words, 5), alpha=1e-6)
+    in_sample = LinearIRM(1e-6).fit(x, target).predict(x)
+    assert np.allclose(in_sample, target, atol=1e-3)
+    assert np.abs(predicted - target.mean()).max() < 1.0  # held-out words get about the mean of the others
+
+
+def test_word_tau_interval_resamples_words_not_fits():
+    """Refits on the same 30 words agree closely; the word-level interval is as wide as the word sampling."""
+    from rewardscope.irm import word_tau
+
+    rng = np.random.default_rng(0)
+    n_words = 30
+    valence = rng.uniform(-4, -1.5, n_words)
+    predicted = valence + rng.normal(0, 2.0, n_words)  # a weak signal
+    words = [f"w{i}" for i in range(n_words)]
+    result = word_tau(np.repeat(predicted, 3), np.repeat(valence, 3), np.repeat(words, 3), seed=0)
+    assert result["n_words"] == n_words
+    assert result["low"] < result["tau"] < result["high"]
+    # the old interval: a bootstrap over 15 refits that share the same words
+    fits = [kendalltau(predicted + rng.normal(0, 0.05, n_words), valence).statistic for _ in range(15)]
+    old_width = np.quantile(fits, 0.975) - np.quantile(fits, 0.025)
+    assert result["high"] - result["low"] > 4 * old_width
+    paired = word_tau(predicted, valence, words, against=predicted)
+    assert paired["difference"] == 0 and paired["difference_low"] == paired["difference_high"] == 0
+
+
+def test_random_probe_taus_centre_on_zero():
+    from rewardscope.irm import random_probe_taus
+
+    rng = np.random.default_rng(0)
+    taus = random_probe_taus(rng.normal(size=(200, 16)), rng.normal(size=200), n_random=200)
+    assert abs(taus.mean()) < 0.02 and taus.shape == (200,)
+
+
+def _results(**overrides):
+    results = {"random_probe": {"tau": 0.0, "low": -0.1, "high": 0.1, "n": 300},
+               "irm_negative": {"tau": 0.2, "low": 0.1, "high": 0.3, "n": 300},
+               "widths": {"mmcs": 0.5, "low": 0.45, "high": 0.55, "n": 1152, "null": 0.2},
+               "sentiment_shared": {"difference": 0.1, "low": 0.02, "high": 0.2, "n": 1152, "shared": 0.3, "rest": 0.2},
+               "beyond_seed": {"difference": 0.05, "low": 0.03, "high": 0.07, "n": 2304, "within": 0.6, "cross": 0.55},
+               "tuned_vs_base": {"difference": 0.02, "low": -0.05, "high": 0.09, "n": 300}}
+    results.update(overrides)
+    return results
+
+
+def test_findings_follow_one_rule_and_do_not_count_the_random_probe():
+    from rewardscope.findings import summary, table
+    from rewardscope.irm import PAPER_RANDOM_PROBE_TAU, findings
+
+    rows = findings(_results())
+    frame = table(rows)
+    assert frame["verdict"].tolist() == ["not a test here", "holds", "holds", "holds", "holds", "does not hold"]
+    assert summary(rows) == (4, 5)  # the by-construction random-probe row is not counted
+    assert str(PAPER_RANDOM_PROBE_TAU) in frame.loc[0, "paper"]
+    assert frame.loc[1, "unit"] == "negative words" and frame.loc[1, "n"] == 300
+
+
+def test_findings_planted_null_does_not_hold():
+    from rewardscope.findings import summary
+    from rewardscope.irm import findings
+
+    # an MMCS above the isotropic chance level but inside the matched-shape null; an IRM tau whose word-level
+    # interval crosses 0 (the old fit-level interval would have excluded it)
+    rows = findings(_results(widths={"mmcs": 0.25, "low": 0.21, "high": 0.29, "n": 576, "null": 0.26},
+                             irm_negative={"tau": 0.011, "low": -0.1, "high": 0.12, "n": 30},
+                             cross_reconstruction={"difference": 0.04, "low": 0.01, "high": 0.07, "n": 96,
+                                                   "replicates": 3, "base": 0.4, "tuned": 0.36}))
+    verdicts = {r.claim: r.holds for r in rows}
+    assert verdicts["1× and 2× dictionaries share features (different seeds)"] is False
+    assert not next(r for r in rows if r.claim.startswith("the linear IRM")).holds
+    assert rows[-1].unit.startswith("SAE replicate pairs") and rows[-1].n == 3 and rows[-1].holds
+    assert summary(rows) == (3, 6)
+    with pytest.raises(ValueError, match="beyond_seed"):
+        findings({k: v for k, v in _results().items() if k != "beyond_seed"})
+
+
+def test_share_difference_resamples_each_side():
+    from rewardscope.irm import share_difference
+
+    flags = np.r_[np.ones(20), np.zeros(10), np.ones(20), np.zeros(80)].astype(bool)
+    inside = np.r_[np.ones(30), np.zeros(100)].astype(bool)
+    result = share_difference(flags, inside, n_resamples=500)
+    assert np.isclose(result["difference"], 2 / 3 - 0.2) and result["low"] > 0 and result["n"] == 130
+    same = share_difference(np.zeros(10, bool), np.arange(10) < 3)
+    assert same["difference"] == same["low"] == same["high"] == 0
+    with pytest.raises(ValueError, match="each side"):
+        share_difference(flags, np.ones(130, bool))

@@ -162,3 +162,113 @@ def test_matched_cosines_ranks_features_and_marks_the_unmatched():
 def test_mmcs_rejects_bad_input(a, b, message):
     with pytest.raises(ValueError, match=message):
         mmcs(a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# one seed per SAE (issue 14): no shared initial rows, no shared batch order
+
+
+def _initial_dictionary(x, n_features, seed):
+    """The initial dictionary of train_sae: lr = 0 leaves it unchanged after one step."""
+    return train_sae(x, n_features, seed=seed, lr=0.0, n_steps=1).dictionary
+
+
+def test_two_widths_never_share_initial_rows_even_under_one_seed():
+    x = np.random.default_rng(0).normal(size=(300, 24)).astype(np.float32)
+    # the old behaviour: randn(2d, d) under seed 0 began with the rows of randn(d, d)
+    small, big = _initial_dictionary(x, 24, 0), _initial_dictionary(x, 48, 0)
+    assert np.abs(small @ big.T).max() < 0.95
+    from rewardscope.sae import sae_seed
+
+    # seeds of their own, across widths and models
+    dicts = {(m, w): _initial_dictionary(x, w, sae_seed(m, 3, w, 0)) for m in ("base", "tuned") for w in (24, 48)}
+    keys = list(dicts)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            assert np.abs(dicts[a] @ dicts[b].T).max() < 0.95, (a, b)
+
+
+def test_sae_seed_separates_model_layer_width_and_replicate():
+    from rewardscope.sae import _streams, sae_seed
+
+    seeds = {sae_seed(m, layer, w, r) for m in ("base", "tuned") for layer in (0, 5) for w in (576, 1152)
+             for r in (0, 1, 2)}
+    assert len(seeds) == 24 and all(0 <= s < 2 ** 63 for s in seeds)
+    assert sae_seed("base", 0, 576, 1) == sae_seed("base", 0, 576, 1) != sae_seed("base", 0, 576, 1, salt=1)
+    # the batch orders of two SAEs differ too
+    orders = [_streams(s, 576)[0].permutation(1000) for s in (sae_seed("base", 0, 576, 0), sae_seed("tuned", 0, 576, 0))]
+    assert not np.array_equal(*orders)
+    assert not np.array_equal(_streams(0, 576)[0].permutation(1000), _streams(0, 1152)[0].permutation(1000))
+    with pytest.raises(ValueError, match="model_id"):
+        sae_seed("", 0, 1, 0)
+    with pytest.raises(ValueError, match="layer"):
+        sae_seed("base", -1, 1, 0)
+
+
+def test_null_mmcs_matches_the_shapes_compared():
+    from rewardscope.sae import null_mmcs, random_dictionary
+
+    square, wide = null_mmcs(64, 64, 32, n_draws=3).mean(), null_mmcs(64, 128, 32, n_draws=3).mean()
+    assert wide > square + 0.02  # more rows to choose from: a higher chance level
+    cov = np.diag(np.r_[np.full(4, 50.0), np.ones(28)])
+    assert null_mmcs(64, 64, 32, covariance=cov, n_draws=3).mean() > square + 0.05  # anisotropic: easier to match
+    rows = random_dictionary(10, 32, cov, seed=1)
+    assert rows.shape == (10, 32) and np.allclose(np.linalg.norm(rows, axis=1), 1)
+    with pytest.raises(ValueError, match="covariance"):
+        random_dictionary(3, 4, np.eye(3))
+
+
+def test_crossed_seed_cosines_detect_a_changed_dictionary_and_not_an_unchanged_one():
+    from rewardscope.sae import crossed_seed_cosines
+
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(40, 16))
+    moved = atoms.copy()
+    moved[:20] = rng.normal(size=(20, 16))  # "tuning" replaces half of the features
+
+    def replicates(base, k=3):  # each seed finds the atoms up to noise, in its own order
+        return [(base + rng.normal(0, 0.3, base.shape))[rng.permutation(len(base))] for _ in range(k)]
+
+    same = crossed_seed_cosines(replicates(atoms), replicates(atoms))
+    changed = crossed_seed_cosines(replicates(atoms), replicates(moved))
+    assert set(same.columns) == {"model", "replicate", "feature", "within", "cross", "difference"}
+    assert len(same) == 2 * 3 * 40
+    assert abs(same["difference"].mean()) < 0.02
+    assert changed["difference"].mean() > 0.1
+    with pytest.raises(ValueError, match="two replicates"):
+        crossed_seed_cosines([atoms], [atoms, atoms])
+
+
+def test_cross_reconstruction_finds_the_sae_of_other_data_worse():
+    from rewardscope.sae import cross_reconstruction, grouped_fvu
+
+    x_a, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=1)
+    x_b, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=2)
+    own, other = train_sae(x_b, 32, seed=5, n_steps=300), train_sae(x_a, 32, seed=6, n_steps=300)
+    groups = np.repeat(np.arange(64), 32)
+    parts = grouped_fvu(own, x_b, groups)
+    assert np.isclose(parts["error"].sum() / parts["variance"].sum(), reconstruction_metrics(own, x_b)["fvu"], rtol=1e-4)
+    result = cross_reconstruction([other], [own], x_b, groups, n_resamples=200)
+    assert result["n"] == 64 and result["a"] > result["b"] and result["low"] > 0
+    same = cross_reconstruction([own], [own], x_b, groups, n_resamples=50)
+    assert same["difference"] == 0 and same["low"] == same["high"] == 0
+
+
+def test_cross_reconstruction_interval_carries_the_seed_spread_of_saes():
+    """SAEs of one data set that differ only in seed: the interval must resample the replicates too."""
+    from rewardscope.sae import cross_reconstruction, grouped_fvu
+
+    x, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=1)
+    unfamiliar, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=2)
+    saes = [train_sae(x, 32, seed=s, n_steps=150) for s in range(6)]
+    groups = np.repeat(np.arange(64), 32)
+    result = cross_reconstruction(saes[:3], saes[3:], unfamiliar, groups, n_resamples=300)
+    assert result["replicates"] == 3 and result["low"] < 0 < result["high"]  # one model, two sets of seeds: no finding
+    # the old interval: the generations resampled, the SAEs fixed
+    parts = [grouped_fvu(s, unfamiliar, groups) for s in saes]
+    variance = parts[0]["variance"].to_numpy()
+    gap = np.mean([p["error"] for p in parts[:3]], 0) - np.mean([p["error"] for p in parts[3:]], 0)
+    rng = np.random.default_rng(0)
+    draws = [gap[i].sum() / variance[i].sum() for i in (rng.integers(0, 64, 64) for _ in range(300))]
+    old_width = np.quantile(draws, 0.975) - np.quantile(draws, 0.025)
+    assert result["high"] - result["low"] > 3 * old_width

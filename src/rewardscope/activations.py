@@ -338,3 +338,22 @@ def capture_activations(model, tokenizer, texts: Sequence[str], layers, director
             written.unlink(missing_ok=True)
         raise
     return ActivationStore(directory)
+
+
+def activation_change(base, tuned) -> float:
+    """How much tuning changed the activations at the same tokens: sum ||tuned - base||^2 over the rows divided by
+    sum ||base - mean(base)||^2, the share of the base activations' variance that the change amounts to (0: none).
+    ``base`` and ``tuned`` are [n, d] arrays of the two models' activations at the same n tokens.
+
+    Examples
+    --------
+    >>> activation_change([[0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [2.0, 1.0]])
+    1.0
+    """
+    a, b = np.asarray(base, dtype=np.float64), np.asarray(tuned, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
+        raise ValueError(f"base and tuned must be [n, d] arrays of one shape with n >= 2, got {a.shape} and {b.shape}")
+    spread = float(((a - a.mean(0)) ** 2).sum())
+    if not spread > 0:
+        raise ValueError("base activations must vary across rows")
+    return float(((b - a) ** 2).sum()) / spread

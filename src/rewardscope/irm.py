@@ -10,10 +10,13 @@ values by Kendall tau, against random linear probes (:func:`evaluate_irm`; the p
 baseline is tau = -0.037). Its GPT-4 check of which features are about sentiment becomes a lexicon check:
 the share of a feature's top-activating tokens that carry VADER valence (:func:`feature_relevance`).
 
-Differences from the original, on purpose: the contrastive sentences swap words by rule (an antonym table,
-else a word from a fixed list of VADER-negative words) instead of asking GPT-4; feature relevance indexes
-the SAE's feature activations (the original notebook indexed the reconstruction by feature index); the
-concatenated feature columns carry their (layer, feature) names (:func:`concat_features`).
+Differences from the original, on purpose: the contrastive sentences swap words by rule (optionally an antonym
+table, else a word drawn from VADER-negative words: a fixed list, or every lexicon word at or below -1.5 minus a
+blocklist, :func:`negative_lexicon_words`) instead of asking GPT-4; the IRM is cross-fitted by word
+(:func:`word_folds`, :func:`out_of_fold_predictions`) and its tau gets an interval over words
+(:func:`word_tau`); feature relevance indexes the SAE's feature activations (the original notebook indexed the
+reconstruction by feature index); the concatenated feature columns carry their (layer, feature) names
+(:func:`concat_features`). The chapter's claims table comes from :func:`findings`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,29 @@ NEGATIVE_WORDS = ("awful", "terrible", "horrible", "bad", "dreadful", "disgustin
                   "pathetic", "annoying", "weak", "dull", "gloomy", "unpleasant", "worse", "lousy", "tragic", "cruel")
 """Replacements for a positive word without an antonym in :data:`rewardscope.rewrite.ANTONYMS` (a fixed list,
 so that no slur from the lexicon's negative end is ever written into a sentence)."""
+
+NEGATIVE_MAX_VALENCE = -1.5
+"""Negative replacements come from VADER's words at or below this valence (:func:`negative_lexicon_words`)."""
+
+NEGATIVE_BLOCKLIST = (
+    # slurs and their derivatives
+    "nigger", "fag", "faggot", "faggots", "retard", "retarded", "tard", "fucktard", "shylock", "shylocking",
+    # profanity, sexual insults and sexual violence
+    "ass", "assfucking", "assholes", "bastard", "bastards", "bitch", "bitched", "bitches", "bitchy", "bullshit",
+    "cocksucker", "cocksuckers", "cunt", "cunts", "damn", "damnit", "dick", "dickhead", "dipshit", "douche",
+    "douchebag", "dumbass", "fuck", "fucked", "fucker", "fuckers", "fuckface", "fuckhead", "fucks", "fuked",
+    "fuking", "goddam", "goddammed", "goddamn", "goddamned", "goddamns", "goddams", "jackass", "jackasses", "mofo",
+    "motherfucker", "motherfucking", "piss", "pissant", "pissants", "pissed", "pisser", "pissing", "scumbag", "shit",
+    "shithead", "shitheads", "shits", "shitted", "shittier", "shittiest", "shitting", "shitty", "slut", "sluts",
+    "slutty", "smartass", "smartasses", "twat", "wanker", "whore", "whored", "whores", "whoreson", "whoresons",
+    "wiseass", "wiseasses", "rape", "raped", "raper", "rapers", "rapes", "raping", "rapist", "rapists", "molest",
+    "molested", "molester", "molesters", "molesting", "molests", "molestation", "molestations", "crap", "crappy",
+    # chat abbreviations and slang that are not words of a review
+    "atab", "bsod", "cwot", "fcol", "nitl", "pita", "prblm", "prblms", "fubar", "snafu", "effin", "amort",
+)
+"""Words never written into a sentence, whatever their valence: slurs, profanity and sexual violence. Words
+with a blocklisted word as a prefix (``bitchiness``, ``whoremonger``) are dropped too
+(:func:`negative_lexicon_words`)."""
 
 TRIPLE_COLUMNS = ("text_index", "positive", "negative", "neutral", "positive_word", "negative_word", "neutral_word",
                   "positive_valence", "negative_valence")
@@ -126,6 +152,30 @@ def word_valence(words: Sequence[str], lexicon: Mapping[str, float] | None = Non
     return np.array([float(lexicon.get(w, 0.0)) for w in clean])
 
 
+def negative_lexicon_words(max_valence: float = NEGATIVE_MAX_VALENCE, lexicon: Mapping[str, float] | None = None,
+                           blocklist: Sequence[str] = NEGATIVE_BLOCKLIST, min_letters: int = 4) -> tuple[str, ...]:
+    """The lexicon's plain words (letters only, at least ``min_letters``, which drops most chat abbreviations
+    such as "wtf" or "ffs") with valence <= ``max_valence``, minus ``blocklist`` and any word that starts with a
+    blocklisted word of at least four letters; sorted. With VADER at -1.5 this is about 2,000 words: a negative-word
+    test then rests on hundreds of distinct words instead of the 29 of :data:`NEGATIVE_WORDS`.
+
+    Examples
+    --------
+    >>> negative_lexicon_words(-1, {"awful": -3.4, "meh": -1.2, "fine": 0.8, "damned": -1.6}, blocklist=("damned",))
+    ('awful',)
+    """
+    lexicon = _lexicon(lexicon)
+    if isinstance(blocklist, str):
+        raise ValueError("blocklist must be a sequence of words, not one string")
+    blocked = {w.lower() for w in blocklist}
+    stems = tuple(w for w in blocked if len(w) >= 4)
+    words = sorted(w for w, v in lexicon.items() if v <= max_valence and w.isalpha() and w.isascii()
+                   and len(w) >= min_letters and w.lower() not in blocked and not w.lower().startswith(stems))
+    if not words:
+        raise ValueError(f"no lexicon word has valence <= {max_valence} outside the blocklist")
+    return tuple(words)
+
+
 def _match_case(source: str, word: str) -> str:
     if len(source) > 1 and source.isupper():
         return word.upper()
@@ -134,16 +184,19 @@ def _match_case(source: str, word: str) -> str:
 
 def contrastive_triples(texts: Sequence[str], lexicon: Mapping[str, float] | None = None, quantile: float = 0.75,
                         negative_words: Sequence[str] = NEGATIVE_WORDS, neutral_words: Sequence[str] = NEUTRAL_WORDS,
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int = 0, antonyms: bool = True) -> pd.DataFrame:
     """Positive / negative / neutral variants of each text that contains a strongly positive word.
 
     A word is strongly positive if its valence is at least the ``quantile`` of the lexicon's positive word
     valences (2.0 for VADER at 0.75) and strongly negative if at most the 1 - ``quantile`` quantile of its
     negative ones (-2.1). For each text whose first strongly positive word has no strongly negative word before
     it, the text is cut after that word (the paper's ``trim_example``: the target is the last token) and the
-    word is replaced by its antonym (:data:`rewardscope.rewrite.ANTONYMS`, if VADER-negative) or else by a word
-    drawn from ``negative_words``, and by one from ``neutral_words`` for the neutral variant. Draws use
-    ``seed`` and the text's index. Case is kept. Texts without a target are left out.
+    word is replaced by its antonym (:data:`rewardscope.rewrite.ANTONYMS`, if VADER-negative and ``antonyms``)
+    or else by a word drawn from ``negative_words``, and by one from ``neutral_words`` for the neutral variant.
+    Draws use ``seed`` and the text's index. Case is kept. Texts without a target are left out. With
+    ``antonyms=False`` every negative word is drawn, so a large ``negative_words`` (:func:`negative_lexicon_words`)
+    gives as many distinct negative words as the triples allow (the few common positive words would otherwise
+    always get the same few antonyms).
 
     Returns columns :data:`TRIPLE_COLUMNS`, one row per kept text.
 
@@ -172,7 +225,7 @@ def contrastive_triples(texts: Sequence[str], lexicon: Mapping[str, float] | Non
         raise ValueError("negative_words must hold at least one word with negative valence in the lexicon")
     if not neutrals:
         raise ValueError("neutral_words must hold at least one word absent from the lexicon")
-    antonyms = {p: n for p, n in ANTONYMS if lexicon.get(n, 0.0) < 0}
+    antonyms = {p: n for p, n in ANTONYMS if lexicon.get(n, 0.0) < 0} if antonyms else {}
 
     rows = []
     for index, text in enumerate(texts):
@@ -332,6 +385,116 @@ def evaluate_irm(irm: LinearIRM, features, valence, tokens: Sequence | None = No
             "random_tau_sd": float(np.nanstd(taus, ddof=1)) if n_random > 1 else float("nan"), "random_taus": taus}
 
 
+def random_probe_taus(features, valence, tokens: Sequence | None = None, n_random: int = 100, seed: int = 0) -> np.ndarray:
+    """Kendall tau of ``n_random`` random Xavier probes (:func:`random_probe`, seeds ``seed`` ..) on ``features``."""
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
+        raise ValueError(f"n_random must be a positive int, got {n_random!r}")
+    return np.array([kendall_tau(random_probe(features, seed + i), valence, tokens)[0] for i in range(n_random)])
+
+
+def word_folds(words: Sequence[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold index (0 .. n_folds - 1) per row, assigned by word: every row of one word lands in one fold, so a
+    model fit on the other folds has never seen the held-out words (a split by word, not by row). The distinct
+    words are shuffled with ``seed`` and dealt to the folds in turn."""
+    if isinstance(words, str) or not len(words):
+        raise ValueError("words must be a non-empty sequence of labels, one per row")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
+        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    labels = pd.Index([str(w) for w in words])
+    distinct = np.array(sorted(set(labels)))
+    if len(distinct) < n_folds:
+        raise ValueError(f"{len(distinct)} distinct words cannot fill {n_folds} folds")
+    shuffled = distinct[np.random.default_rng(seed).permutation(len(distinct))]
+    fold_of = dict(zip(shuffled, np.arange(len(shuffled)) % n_folds))
+    return np.array([fold_of[w] for w in labels])
+
+
+def out_of_fold_predictions(features, target, folds, alpha: float = 1.0) -> np.ndarray:
+    """Each row's prediction by a :class:`LinearIRM` fit on the rows of the other folds (cross-fitting)."""
+    x = _matrix("features", features)
+    y = _vector("target", target, x.shape[0])
+    folds = np.asarray(folds)
+    if folds.shape != (x.shape[0],):
+        raise ValueError(f"folds must hold one fold index per row ({x.shape[0]}), got shape {folds.shape}")
+    if len(np.unique(folds)) < 2:
+        raise ValueError("folds must hold at least two folds")
+    predicted = np.full(x.shape[0], np.nan)
+    for fold in np.unique(folds):
+        held = folds == fold
+        predicted[held] = LinearIRM(alpha).fit(x[~held], y[~held]).predict(x[held])
+    return predicted
+
+
+def word_tau(predicted, valence, words: Sequence[str], *, against=None, n_resamples: int = 1000, level: float = 0.95,
+             seed: int = 0) -> dict:
+    """Kendall tau between per-word predictions and valences, with a bootstrap interval over *words*.
+
+    Rows are first averaged per word (as :func:`kendall_tau` with ``tokens``); the words are then resampled with
+    replacement, the unit that varies between replications of the experiment (refits on the same words vary
+    far less and give too narrow an interval). ``against``: another prediction on the same rows (e.g. the base
+    model's); the same resampled words then also give the paired difference tau(predicted) - tau(against).
+
+    Returns ``tau``, ``low``, ``high``, ``n_words`` and, with ``against``, ``tau_against``, ``difference``,
+    ``difference_low``, ``difference_high``.
+    """
+    from scipy.stats import kendalltau
+
+    predicted = np.asarray(predicted, dtype=np.float64).ravel()
+    valence = _vector("valence", valence, len(predicted))
+    if isinstance(words, str) or len(words) != len(predicted):
+        raise ValueError(f"words must hold one label per row ({len(predicted)})")
+    if not np.all(np.isfinite(predicted)):
+        raise ValueError("predicted must be finite")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive int, got {n_resamples!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    columns = {"p": predicted, "v": valence}
+    if against is not None:
+        columns["a"] = _vector("against", against, len(predicted))
+    means = pd.DataFrame({"w": [str(w) for w in words], **columns}).groupby("w", sort=True).mean()
+    if len(means) < 3:
+        raise ValueError(f"word_tau needs at least 3 distinct words, got {len(means)}")
+
+    def tau(column, index=None):
+        rows = means if index is None else means.iloc[index]
+        value = kendalltau(rows[column].to_numpy(), rows["v"].to_numpy()).statistic
+        return float(value) if np.isfinite(value) else 0.0  # a constant resample carries no ranking: tau 0
+
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(means), len(means)) for _ in range(n_resamples)]
+    q = ((1 - level) / 2, (1 + level) / 2)
+    taus = np.array([tau("p", i) for i in draws])
+    out = {"tau": tau("p"), "low": float(np.quantile(taus, q[0])), "high": float(np.quantile(taus, q[1])),
+           "n_words": len(means)}
+    if against is not None:
+        differences = taus - np.array([tau("a", i) for i in draws])
+        out.update({"tau_against": tau("a"), "difference": out["tau"] - tau("a"),
+                    "difference_low": float(np.quantile(differences, q[0])),
+                    "difference_high": float(np.quantile(differences, q[1]))})
+    return out
+
+
+def share_difference(flags, in_group, n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Share of True ``flags`` inside a group minus outside it (e.g. sentiment features among those shared by two
+    widths against the other features), with a bootstrap interval that resamples each side's rows separately.
+    Returns ``difference``, ``low``, ``high``, ``n`` (rows), ``shared`` and ``rest`` (the two shares)."""
+    flags = np.asarray(flags, dtype=bool)
+    inside = np.asarray(in_group, dtype=bool)
+    if flags.ndim != 1 or inside.shape != flags.shape:
+        raise ValueError(f"flags and in_group must be 1-D of one length, got {flags.shape} and {inside.shape}")
+    if not inside.any() or inside.all():
+        raise ValueError("in_group must put at least one row on each side")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    a, b = flags[inside].astype(float), flags[~inside].astype(float)
+    rng = np.random.default_rng(seed)
+    draws = [rng.choice(a, len(a)).mean() - rng.choice(b, len(b)).mean() for _ in range(n_resamples)]
+    q = ((1 - level) / 2, (1 + level) / 2)
+    return {"difference": float(a.mean() - b.mean()), "low": float(np.quantile(draws, q[0])),
+            "high": float(np.quantile(draws, q[1])), "n": len(flags), "shared": float(a.mean()), "rest": float(b.mean())}
+
+
 def reconstructed_valence(predicted, low: float, high: float, percentiles: tuple[float, float] = (10, 90)) -> np.ndarray:
     """The paper's display scale: map the ``percentiles`` of the IRM's outputs linearly onto [low, high] (the
     true valences' range) and clamp to it."""
@@ -391,3 +554,93 @@ def feature_relevance(feature_acts, valence, k: int = 20, block: int = 256) -> p
         columns["mean_abs_valence"][part][fired] = (np.abs(top_valence) * active).sum(0)[fired] / count[fired]
     return pd.DataFrame({**columns, "n_active": (acts > 0).sum(0), "max_activation": acts.max(0)},
                         index=pd.RangeIndex(acts.shape[1], name="feature"))
+
+
+# --------------------------------------------------------------------------------------------------
+# What holds at this scale
+
+
+PAPER_RANDOM_PROBE_TAU = -0.037
+"""The paper's random linear probe on negative words, Kendall tau (Pythia-160M, the released notebook)."""
+PAPER_RANDOM_PROBE_P = 0.55
+"""Its p-value."""
+PAPER_SENTIMENT_SHARED = (81, 150)
+"""GPT-4-flagged sentiment features among the top 30 MMCS-matched features of five layers (Pythia-160M)."""
+
+FINDING_KEYS = ("random_probe", "irm_negative", "widths", "sentiment_shared", "beyond_seed", "tuned_vs_base")
+"""The results :func:`findings` needs; ``cross_reconstruction`` is optional."""
+
+
+def _result(results: Mapping, key: str, fields: Sequence[str]) -> dict:
+    entry = results.get(key)
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"results[{key!r}] must be a mapping with {', '.join(fields)}")
+    missing = [f for f in fields if f not in entry]
+    if missing:
+        raise ValueError(f"results[{key!r}] lacks {', '.join(missing)}")
+    return {f: entry[f] for f in fields}
+
+
+def findings(results: Mapping) -> list:
+    """The chapter's "what holds at this scale" rows, each decided by :func:`rewardscope.findings.decide`.
+
+    ``results`` maps each of :data:`FINDING_KEYS` (and optionally ``cross_reconstruction``) to numbers:
+
+    * ``random_probe``: ``tau``, ``low``, ``high`` (the 2.5 and 97.5 % of random probes' taus on the negative
+      words), ``n`` (words). Random probes centre on tau = 0 by construction (symmetric weights): not a test.
+    * ``irm_negative``: ``tau``, ``low``, ``high``, ``n``: the tuned IRM on negative words, interval over words
+      (:func:`word_tau`); holds if it lies above 0, where random probes centre.
+    * ``widths``: ``mmcs``, ``low``, ``high``, ``n``, ``null``: small vs big dictionary of one model from
+      *different* seeds, interval over features; holds if above ``null``, random directions of the same shapes.
+    * ``sentiment_shared``: ``difference``, ``low``, ``high``, ``n``, ``shared``, ``rest``: share of sentiment
+      features among those shared by both widths minus the share among the other features; holds if above 0.
+    * ``beyond_seed``: ``difference``, ``low``, ``high``, ``n``, ``within``, ``cross``: matched cosine to another
+      seed of the same model minus to another seed of the other model, per feature; holds if above 0.
+    * ``tuned_vs_base``: ``difference``, ``low``, ``high``, ``n``: tau(tuned IRM) - tau(base IRM) on the same
+      negative words, paired over words; holds if above 0.
+    * ``cross_reconstruction``: ``difference``, ``low``, ``high``, ``n`` (generations), ``replicates``, ``base``,
+      ``tuned``: the base SAEs' FVU on the tuned policy's own generations minus the tuned SAEs', interval over SAE
+      replicate pairs widened by the spread over generations (:func:`rewardscope.sae.cross_reconstruction`);
+      holds if above 0.
+    """
+    from .findings import decide, not_a_test
+
+    if not isinstance(results, Mapping):
+        raise ValueError("results must be a mapping of result name -> numbers")
+    rows = []
+    r = _result(results, "random_probe", ("tau", "low", "high", "n"))
+    rows.append(not_a_test(
+        "a random linear probe orders negative words no better than chance",
+        f"τ = {PAPER_RANDOM_PROBE_TAU} (p = {PAPER_RANDOM_PROBE_P}), Pythia-160M",
+        f"mean τ {r['tau']:.3f} (95 % of probes {r['low']:.3f} to {r['high']:.3f})",
+        "Xavier weights are symmetric about 0, so the probes' τ centres on 0 whatever the features",
+        unit="negative words", n=int(r["n"])))
+    r = _result(results, "irm_negative", ("tau", "low", "high", "n"))
+    rows.append(decide("the linear IRM orders negative words by valence (better than random probes, τ = 0)",
+                       "claimed; τ not public", r["tau"], r["low"], r["high"], null=0.0, unit="negative words",
+                       n=int(r["n"]), what="τ ="))
+    r = _result(results, "widths", ("mmcs", "low", "high", "n", "null"))
+    rows.append(decide("1× and 2× dictionaries share features (different seeds)", "MMCS not public (logged to wandb)",
+                       r["mmcs"], r["low"], r["high"], null=float(r["null"]), unit="features", n=int(r["n"]),
+                       what="MMCS"))
+    r = _result(results, "sentiment_shared", ("difference", "low", "high", "n", "shared", "rest"))
+    rows.append(decide("features shared by both widths are more often about sentiment",
+                       f"{PAPER_SENTIMENT_SHARED[0]} of {PAPER_SENTIMENT_SHARED[1]} "
+                       f"({PAPER_SENTIMENT_SHARED[0] / PAPER_SENTIMENT_SHARED[1]:.0%}), GPT-4",
+                       r["difference"], r["low"], r["high"], null=0.0, unit="features", n=int(r["n"]),
+                       what=f"share {r['shared']:.2f} vs {r['rest']:.2f} (the others), difference"))
+    r = _result(results, "beyond_seed", ("difference", "low", "high", "n", "within", "cross"))
+    rows.append(decide("tuning changes the dictionary beyond seed noise (crossed seeds)", "qualitative (v1)",
+                       r["difference"], r["low"], r["high"], null=0.0, unit="features", n=int(r["n"]),
+                       what=f"cosine within {r['within']:.3f} vs across {r['cross']:.3f}, difference"))
+    r = _result(results, "tuned_vs_base", ("difference", "low", "high", "n"))
+    rows.append(decide("beyond the paper: the tuned model's IRM beats the base model's (negative words)", "not tested",
+                       r["difference"], r["low"], r["high"], null=0.0, unit="negative words", n=int(r["n"]),
+                       what="τ difference"))
+    if "cross_reconstruction" in results:
+        r = _result(results, "cross_reconstruction", ("difference", "low", "high", "n", "replicates", "base", "tuned"))
+        rows.append(decide("beyond the paper: on the tuned policy's own generations, the base SAE reconstructs "
+                           "worse than the tuned SAE", "not tested", r["difference"], r["low"], r["high"], null=0.0,
+                           unit="SAE replicate pairs (and generations)", n=int(r["replicates"]),
+                           what=f"FVU {r['base']:.3f} vs {r['tuned']:.3f} on {int(r['n'])} generations, difference"))
+    return rows

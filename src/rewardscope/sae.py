@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,42 @@ class SAE(torch.nn.Module):
         return sae
 
 
+def sae_seed(model_id: str, layer: int, width: int, replicate: int, salt: int = 0) -> int:
+    """A seed of its own for one SAE, derived from what tells SAEs apart: the model, the block, the dictionary
+    width (features) and the replicate (0, 1, ...), plus an optional ``salt`` (the run's seed).
+
+    Two SAEs that differ in any of these get unrelated seeds, so they never share an initial dictionary row or a
+    batch order (with one seed for all, ``randn(2d, d)`` begins with the rows of ``randn(d, d)`` and every SAE
+    sees its batches in the same order, which inflates any agreement between them). A SHA-256 of the
+    arguments, as an int in [0, 2**63).
+
+    Examples
+    --------
+    >>> sae_seed("base", 3, 576, 0) == sae_seed("base", 3, 576, 0) != sae_seed("tuned", 3, 576, 0)
+    True
+    """
+    import hashlib
+
+    if not isinstance(model_id, str) or not model_id:
+        raise ValueError(f"model_id must be a non-empty string, got {model_id!r}")
+    for name, value in (("layer", layer), ("width", width), ("replicate", replicate), ("salt", salt)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    key = json.dumps([model_id, int(layer), int(width), int(replicate), int(salt)]).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
+
+
+def _streams(seed: int, n_features: int) -> tuple[np.random.Generator, torch.Generator]:
+    """The two random streams of one SAE: numpy (the batch order) and torch (the initial dictionary), both
+    keyed by ``seed`` and the width, so two widths never share a start even under the same seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    sequence = np.random.SeedSequence([int(seed) % 2 ** 63, int(seed) >> 63, int(n_features)])
+    order_state, init_state = sequence.spawn(2)
+    return (np.random.default_rng(order_state),
+            torch.Generator().manual_seed(int(init_state.generate_state(1, np.uint64)[0] >> np.uint64(1))))
+
+
 def _rows(activations, index: np.ndarray) -> torch.Tensor:
     """Rows ``index`` of an array-like as a float32 tensor (sorted reads: memmaps stay sequential)."""
     return torch.as_tensor(np.asarray(activations[np.sort(index)], dtype=np.float32))
@@ -157,7 +194,9 @@ def train_sae(activations, n_features: int, seed: int = 0, *, l1_coefficient: fl
     normalised squared error is the fraction of variance unexplained (FVU), and the loss is
     mean_batch ||x/s - x_hat||^2 + l1_coefficient * mean_batch ||f||_1. Batches are drawn from a fresh
     permutation each epoch; the first ``n_steps`` batches train. ``device=None`` means CUDA when available;
-    the SAE comes back on the CPU. Same data, seed and device, same SAE.
+    the SAE comes back on the CPU. Same data, seed, width and device, same SAE. The initial dictionary and the
+    batch order come from two streams keyed by ``seed`` *and* ``n_features``; give each SAE its own seed
+    (:func:`sae_seed`) so that no two SAEs compared later share either.
 
     Examples
     --------
@@ -180,8 +219,7 @@ def train_sae(activations, n_features: int, seed: int = 0, *, l1_coefficient: fl
     for name, value in (("l1_coefficient", l1_coefficient), ("lr", lr)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
+    rng, generator = _streams(seed, n_features)  # batch order and initial dictionary, keyed by seed and width
 
     sample = _rows(x, rng.permutation(n)[:16384]).double()
     mean = sample.mean(0)
@@ -309,3 +347,127 @@ def mmcs(dict_a, dict_b, one_to_one: bool = True) -> float:
     1.0
     """
     return float(matched_cosines(dict_a, dict_b, one_to_one)["cosine"].mean())
+
+
+def random_dictionary(n_features: int, d: int, covariance=None, seed: int = 0) -> np.ndarray:
+    """``n_features`` random unit directions in R^d, [n_features, d]: isotropic, or drawn from N(0, covariance)
+    (an anisotropic null: random directions shaped like the activations themselves, which MMCS finds easier to
+    match than isotropic ones, so the null is harder to beat)."""
+    for name, value in (("n_features", n_features), ("d", d)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    rng = np.random.default_rng(seed)
+    if covariance is None:
+        rows = rng.normal(size=(n_features, d))
+    else:
+        cov = np.asarray(covariance, dtype=np.float64)
+        if cov.shape != (d, d) or not np.all(np.isfinite(cov)):
+            raise ValueError(f"covariance must be a finite [d, d] = [{d}, {d}] matrix, got shape {cov.shape}")
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        rows = (rng.normal(size=(n_features, d)) * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def null_mmcs(n_a: int, n_b: int, d: int, covariance=None, n_draws: int = 3, seed: int = 0) -> np.ndarray:
+    """MMCS of pairs of random dictionaries of the shapes compared, [n_a, d] against [n_b, d] (one value per
+    draw): the chance level of :func:`mmcs` for *these* shapes (a 1x-vs-2x comparison has a higher chance level
+    than 1x vs 1x, since each row has more rows to pick from). ``covariance``: see :func:`random_dictionary`."""
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1:
+        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
+    seeds = np.random.SeedSequence(seed).spawn(2 * n_draws)
+    return np.array([mmcs(random_dictionary(n_a, d, covariance, np.random.default_rng(seeds[2 * i])),
+                          random_dictionary(n_b, d, covariance, np.random.default_rng(seeds[2 * i + 1])))
+                     for i in range(n_draws)])
+
+
+def crossed_seed_cosines(replicates_a: Sequence, replicates_b: Sequence) -> pd.DataFrame:
+    """Per feature: how well it is matched by another seed of its own model (``within``) and by that same other
+    seed of the other model (``cross``), with seeds always crossed (i != j).
+
+    ``replicates_a`` and ``replicates_b`` are dictionaries [n, d] of models A and B, one per replicate (each with
+    a seed of its own, :func:`sae_seed`), at least two each. For every model M, replicate i and j != i, each row of
+    M_i is matched one-to-one (:func:`matched_cosines`) to M_j (within) and to the other model's replicate j
+    (cross); cosines are averaged over j. Same-seed pairs never enter, so a shared start cannot inflate either
+    side. If tuning changed nothing, ``within`` - ``cross`` centres on 0.
+
+    Returns columns ``model`` ("a" or "b"), ``replicate``, ``feature``, ``within``, ``cross``, ``difference``.
+    """
+    if len(replicates_a) < 2 or len(replicates_b) < 2:
+        raise ValueError("crossed seeds need at least two replicates of each model")
+    frames = []
+    for model, own, other in (("a", replicates_a, replicates_b), ("b", replicates_b, replicates_a)):
+        for i, dictionary in enumerate(own):
+            within, cross = [], []
+            for j in range(min(len(own), len(other))):
+                if j == i:
+                    continue
+                for store, target in ((within, own[j]), (cross, other[j])):
+                    store.append(matched_cosines(dictionary, target).set_index("feature_a")["cosine"].sort_index())
+            frame = pd.DataFrame({"within": pd.concat(within, axis=1).mean(axis=1),
+                                  "cross": pd.concat(cross, axis=1).mean(axis=1)})
+            frames.append(frame.rename_axis("feature").reset_index().assign(model=model, replicate=i))
+    out = pd.concat(frames, ignore_index=True)
+    out["difference"] = out["within"] - out["cross"]
+    return out[["model", "replicate", "feature", "within", "cross", "difference"]]
+
+
+def grouped_fvu(sae: SAE, activations, groups, batch_size: int = 4096) -> pd.DataFrame:
+    """Per group of rows (e.g. a text): the SAE's summed squared error and the summed squared distance of the
+    rows to the mean of *all* rows, so that FVU over any set of groups is error.sum() / variance.sum()."""
+    x = _as_rows("activations", activations)
+    groups = np.asarray(groups)
+    if groups.shape != (x.shape[0],):
+        raise ValueError(f"groups must hold one label per row ({x.shape[0]}), got shape {groups.shape}")
+    mean = np.zeros(x.shape[1])
+    for start in range(0, x.shape[0], batch_size):
+        mean += np.asarray(x[start:start + batch_size], dtype=np.float64).sum(0)
+    mean /= x.shape[0]
+    error, variance = np.zeros(x.shape[0]), np.zeros(x.shape[0])
+    for start in range(0, x.shape[0], batch_size):
+        batch = np.asarray(x[start:start + batch_size], dtype=np.float32)
+        part = slice(start, start + len(batch))
+        error[part] = ((sae.forward(batch).astype(np.float64) - batch) ** 2).sum(1)
+        variance[part] = ((batch - mean) ** 2).sum(1)
+    return pd.DataFrame({"group": groups, "error": error, "variance": variance}).groupby("group", sort=True).sum()
+
+
+def cross_reconstruction(saes_a: Sequence[SAE], saes_b: Sequence[SAE], activations, groups, n_resamples: int = 1000,
+                         level: float = 0.95, seed: int = 0) -> dict:
+    """FVU of model A's SAEs minus that of model B's SAEs on the same activations (e.g. the base SAEs and the
+    tuned SAEs on the tuned policy's own generations), each side averaged over its replicates.
+
+    SAEs of one model that differ only in seed already reconstruct unfamiliar text differently, so the interval
+    must carry that spread, not only the spread over ``groups`` (the generations): with k replicates a side, the
+    k paired differences d_i = FVU(a_i) - FVU(b_i) give a t interval with k - 1 degrees of freedom, its standard
+    error widened by the bootstrap spread over groups (SAEs fixed). With one replicate a side only the groups
+    vary, and the interval is the bootstrap's. Returns ``a``, ``b``, ``difference``, ``low``, ``high``, ``n``
+    (groups) and ``replicates`` (k, the pairs: the smaller side's count).
+    """
+    from scipy.stats import t as student_t
+
+    if not saes_a or not saes_b:
+        raise ValueError("saes_a and saes_b must each hold at least one SAE")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    parts = {side: [grouped_fvu(sae, activations, groups) for sae in saes] for side, saes in (("a", saes_a), ("b", saes_b))}
+    variance = parts["a"][0]["variance"].to_numpy()
+    errors = {side: np.stack([f["error"].to_numpy() for f in frames]) for side, frames in parts.items()}  # [k, groups]
+    if len(variance) < 2:
+        raise ValueError("cross_reconstruction needs at least two groups to resample")
+    gap = errors["a"].mean(0) - errors["b"].mean(0)
+    rng = np.random.default_rng(seed)
+    draws = np.array([gap[i].sum() / variance[i].sum()
+                      for i in (rng.integers(0, len(variance), len(variance)) for _ in range(n_resamples))])
+    fvu = {side: float(e.mean(0).sum() / variance.sum()) for side, e in errors.items()}
+    difference = fvu["a"] - fvu["b"]
+    k = min(len(saes_a), len(saes_b))
+    q = ((1 - level) / 2, (1 + level) / 2)
+    if k < 2:
+        low, high = float(np.quantile(draws, q[0])), float(np.quantile(draws, q[1]))
+    else:
+        paired = (errors["a"][:k].sum(1) - errors["b"][:k].sum(1)) / variance.sum()
+        se = float(np.sqrt(paired.var(ddof=1) / k + draws.var(ddof=1)))
+        half = float(student_t.ppf(q[1], k - 1)) * se
+        low, high = difference - half, difference + half
+    return {"a": fvu["a"], "b": fvu["b"], "difference": difference, "low": low, "high": high, "n": len(variance),
+            "replicates": k}
