@@ -3,13 +3,27 @@
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import rankdata
 
 from rewardscope import load_reward_model
 from rewardscope.data import chatterbot_prompts
-from rewardscope.irl import calibrate_threshold, irl_loss, max_margin_irl, recovery_metrics
+from rewardscope.irl import (
+    PAPER_RESTART_ACCURACY_SD,
+    calibrate_threshold,
+    interval_over_seeds,
+    irl_loss,
+    max_margin_irl,
+    pair_bootstrap_ci,
+    recovery_metrics,
+    sd_interval,
+    select_restart,
+    split_by_prompt,
+)
+from rewardscope.irl import findings as irl_findings
+from rewardscope.stats import bootstrap_ci
 from rewardscope.train import BTConfig, pairwise_accuracy
 from rewardscope.zoo import read_sidecar
 
@@ -368,3 +382,202 @@ def test_backbone_options_give_a_base_lm_backbone_a_template_saved_with_the_rewa
     rm = load_reward_model(str(result.path))  # loads without options: the template was saved with it
     assert rm.architecture == "decoder" and np.isfinite(rm.score(["hi"], [preferred[0]])).all()
     assert read_sidecar(result.path)["backbone_options"] == {"chat_template": "plain"}
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper-faithful arm: the released code's bugs, put back on purpose
+
+
+def _replay_adamw(delta, w0, *, steps, learning_rate, accumulate, unbounded=False, margin=1.0):
+    """AdamW by hand on the full batch: each step's fresh gradient, or (accumulate) the sum of all of them so far."""
+    w = torch.nn.Parameter(w0.clone())
+    optimiser = torch.optim.AdamW([w], lr=learning_rate)
+    total, norms = torch.zeros_like(w), []
+    for _ in range(steps):
+        d = delta @ w
+        loss = (torch.maximum(-2 * d, -d) if unbounded else irl_loss(d, "max_margin", margin)).mean()
+        (grad,) = torch.autograd.grad(loss, w)
+        total = total + grad if accumulate else grad
+        w.grad = total.clone()
+        norms.append(total.norm().item())
+        optimiser.step()
+    return w.detach().numpy(), np.array(norms)
+
+
+@pytest.mark.parametrize("bugs", [("accumulate_gradients",), ("accumulate_gradients", "unbounded_loss"), True])
+def test_faithful_arm_accumulates_gradients_exactly_as_the_released_code_did(bugs):
+    """One batch per epoch: the faithful arm's weights are AdamW applied to the running sum of the batch gradients,
+    the fixed arm's to each step's own gradient, and the logged gradient norms are those of the running sums."""
+    preferred, dispreferred = _boltzmann_pairs(np.array([1.0, -1.0, 0.5, 0.3]), 200, seed=5)
+    validation = (preferred[:5], dispreferred[:5])
+    kwargs = dict(validation=validation, epochs=6, batch_size=200, learning_rate=0.05, seed=3)
+    fixed = max_margin_irl(preferred, dispreferred, **kwargs)
+    faithful = max_margin_irl(preferred, dispreferred, faithful=bugs, **kwargs)
+    delta = torch.as_tensor(preferred - dispreferred)
+    w0 = torch.randn(4, generator=torch.Generator().manual_seed(3), dtype=torch.float64) / 2.0  # as _linear draws it
+    unbounded = bugs is True or "unbounded_loss" in bugs
+    expected, norms = _replay_adamw(delta, w0, steps=6, learning_rate=0.05, accumulate=True, unbounded=unbounded)
+    np.testing.assert_allclose(faithful.weights, expected, atol=1e-10)
+    np.testing.assert_allclose(faithful.log["grad_norm"], norms, rtol=1e-8)
+    zeroed, _ = _replay_adamw(delta, w0, steps=6, learning_rate=0.05, accumulate=False)
+    np.testing.assert_allclose(fixed.weights, zeroed, atol=1e-10)
+    assert np.abs(faithful.weights - fixed.weights).max() > 1e-3
+    assert faithful.metrics["faithful"] == (["accumulate_gradients", "unbounded_loss"] if bugs is True else list(bugs))
+
+
+def test_faithful_arm_has_the_papers_unbounded_loss():
+    """On separable pairs the uncapped loss keeps paying for scale: the loss falls far below −margin and the
+    weights keep growing, where the capped loss stops at −margin."""
+    rng = np.random.default_rng(2)
+    w_true = rng.normal(size=4)
+    a, b = rng.normal(size=(800, 4)), rng.normal(size=(800, 4))
+    gap = (a - b) @ (w_true / np.linalg.norm(w_true))
+    a, b, wins = a[np.abs(gap) > 0.5], b[np.abs(gap) > 0.5], gap[np.abs(gap) > 0.5] > 0  # separable with room
+    preferred, dispreferred = np.where(wins[:, None], a, b), np.where(wins[:, None], b, a)
+    runs = {(bugs, epochs): max_margin_irl(preferred, dispreferred, faithful=bugs, epochs=epochs)
+            for bugs in ((), ("unbounded_loss",)) for epochs in (50, 200)}
+    assert min(r.log["loss"].min() for k, r in runs.items() if k[0] == ()) >= -1.0 - 1e-9
+    uncapped_long = runs[("unbounded_loss",), 200]
+    assert uncapped_long.log["loss"].iloc[-1] < -5.0
+    assert uncapped_long.restarts["validation_loss"].iloc[0] < -5.0  # validation reports the loss it trains on
+    growth = np.linalg.norm(uncapped_long.weights) / np.linalg.norm(runs[("unbounded_loss",), 50].weights)
+    assert growth > 2.0 * np.linalg.norm(runs[(), 200].weights) / np.linalg.norm(runs[(), 50].weights)
+
+
+def test_faithful_arm_trains_on_the_last_character_only(tmp_path):
+    """Two training sets that agree only in the last character of every text (not in their words, not in their
+    prompts) train the identical faithful model; the fixed arm, which reads whole texts, tells them apart."""
+    preferred, dispreferred = _middle_key_pairs(40, seed=0)
+    sets = {"a": (preferred, dispreferred, chatterbot_prompts()[:40]),
+            "b": ([f"other words {t[-1]}" for t in preferred], [f"different {t[-1]}" for t in dispreferred],
+                  chatterbot_prompts()[100:140])}
+    val_pref, val_dispref = _middle_key_pairs(8, seed=1)
+    config = BTConfig(backbone="tiny-bert-rm", epochs=1, learning_rate=2e-3, batch_size=8)
+    fits = {(arm, name): max_margin_irl(p, d, prompts=prompts, config=config, output_dir=tmp_path / f"{arm}-{name}",
+                                        validation=(val_pref, val_dispref, chatterbot_prompts()[:8]), progress=False,
+                                        faithful=bugs)
+            for arm, bugs in (("faithful", ("last_character",)), ("fixed", False)) for name, (p, d, prompts) in sets.items()}
+    np.testing.assert_array_equal(fits["faithful", "a"].log["loss"], fits["faithful", "b"].log["loss"])
+    assert fits["faithful", "a"].restarts.equals(fits["faithful", "b"].restarts)
+    assert not np.array_equal(fits["fixed", "a"].log["loss"], fits["fixed", "b"].log["loss"])
+    # the saved model still scores whole texts, as the paper's evaluation did
+    assert fits["faithful", "a"].score(val_pref[:1])[0] != fits["faithful", "a"].score([val_pref[0][-1]])[0]
+
+
+def test_faithful_rejects_what_it_cannot_reproduce():
+    with pytest.raises(ValueError, match="feature arrays have no last character"):
+        max_margin_irl(_X, _Y, faithful=["last_character"])
+    with pytest.raises(ValueError, match="unknown bug"):
+        max_margin_irl(_X, _Y, faithful=["no_zero_grad"])
+    with pytest.raises(ValueError, match="uncapped"):
+        max_margin_irl(_X, _Y, loss="hinge", faithful=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Selection, split, intervals and the claims table
+
+
+def test_select_restart_is_the_rule_max_margin_irl_uses():
+    frame = pd.DataFrame({"restart": [0, 1, 2, 3], "validation_accuracy": [0.7, 0.9, 0.9, 0.9],
+                          "validation_loss": [-1.0, 0.2, 0.1, 0.1]}, index=[5, 6, 7, 8])
+    assert select_restart(frame) == 7  # best accuracy, then lowest loss, then the earlier restart
+    assert select_restart(frame.to_dict("records")) == 2
+    preferred, dispreferred = _boltzmann_pairs(np.array([1.0, -1.0, 0.5]), 200)
+    result = max_margin_irl(preferred, dispreferred, n_restarts=4, epochs=5)
+    assert select_restart(result.restarts) == result.best_restart
+    with pytest.raises(ValueError, match="validation_loss"):
+        select_restart(frame.drop(columns="validation_loss"))
+
+
+def test_split_by_prompt_keeps_each_prompt_on_one_side_and_matches_the_old_split():
+    prompts = [f"p{i}" for i in range(50)]
+    side = split_by_prompt(prompts, (0.6, 0.2, 0.2), seed=3)
+    order = np.random.default_rng(3).permutation(50)  # the chapter's former inline split, for distinct prompts
+    old = np.select([order < 30, order < 40], ["train", "validation"], "test")
+    np.testing.assert_array_equal(side, old)
+    repeated = prompts + prompts[:20]
+    side = split_by_prompt(repeated, (0.6, 0.2, 0.2), seed=3)
+    frame = pd.DataFrame({"prompt": repeated, "side": side})
+    assert (frame.groupby("prompt")["side"].nunique() == 1).all()
+    np.testing.assert_array_equal(side[:50], old)
+    with pytest.raises(ValueError, match="summing to 1"):
+        split_by_prompt(prompts, (0.5, 0.2, 0.2))
+
+
+def test_pair_bootstrap_resamples_prompts_not_texts():
+    """Every resample keeps both texts of a drawn prompt, in the layout (first texts, then second texts). When the
+    two texts of a pair are alike, the interval is about √2 wider than a bootstrap over independent texts."""
+    rng = np.random.default_rng(0)
+    n = 60
+    x = rng.normal(size=n)
+    recovered = np.concatenate([x, x + 0.01 * rng.normal(size=n)])
+    true = np.concatenate([np.arange(n), np.arange(n)]).astype(float)
+    aligned = []
+    pair_ci = pair_bootstrap_ci(true, recovered, lambda t, r: aligned.append(np.array_equal(t[:n], t[n:])) or r.mean(),
+                                n_resamples=500, seed=1)
+    assert all(aligned) and len(aligned) == 501
+    text_ci = bootstrap_ci(recovered, n_resamples=500, seed=1)
+    assert pair_ci[0] == pytest.approx(text_ci[0])
+    ratio = (pair_ci[2] - pair_ci[1]) / (text_ci[2] - text_ci[1])
+    assert 1.2 < ratio < 1.7
+    nan_first = iter([np.nan] * 10)
+    est, lo, hi = pair_bootstrap_ci(true, recovered, lambda t, r: next(nan_first, r.mean()), n_resamples=50)
+    assert np.isfinite([lo, hi]).all()
+    with pytest.raises(ValueError, match="even length"):
+        pair_bootstrap_ci(true[:-1], recovered[:-1], lambda t, r: 0.0)
+
+
+def test_intervals_over_seeds_and_restarts():
+    from scipy import stats
+
+    values = np.array([0.55, 0.62, 0.71])
+    mean, lo, hi = interval_over_seeds(values)
+    ref = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
+    assert mean == pytest.approx(values.mean()) and (lo, hi) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="at least 2"):
+        interval_over_seeds([0.6])
+    sd, lo, hi = sd_interval(np.random.default_rng(0).normal(0.7, 0.1, size=200))
+    assert lo < 0.1 < hi and lo < sd < hi
+
+
+def _planted_results(win_irl=(0.45, 0.55, 0.5), faithful_sd=0.1, matched=False):
+    rng = np.random.default_rng(0)
+    spread = lambda sd: 0.6 + sd * (rng.permutation(np.linspace(-1.5, 1.5, 10)))
+    return {"auroc": (0.8, 0.7, 0.9), "n_test_pairs": 40, "accuracy_calibrated": (0.7, 0.55, 0.8), "majority": 0.6,
+            "restart_accuracy_at_zero": {"fixed": spread(0.01), "faithful": spread(faithful_sd)},
+            "rl": pd.DataFrame({"seed": [0, 1, 2], "win_irl": win_irl, "true_irl": [0.2, 0.3, 0.25],
+                                "true_true": [0.5, 0.6, 0.55], "ppl_ratio_irl": [1.01, 1.02, 1.0]}),
+            "backbone": {"auroc_small": 0.8, "auroc_large": 0.78, "matched": matched}}
+
+
+def test_findings_decide_each_claim_by_its_interval_and_never_count_the_backbone_row():
+    from rewardscope.findings import summary, table
+
+    rows = irl_findings(_planted_results())
+    frame = table(rows).set_index("claim")
+    verdict = frame["verdict"]
+    assert verdict["the recovered reward agrees with the true one above chance"] == "holds"
+    assert verdict["the selected reward classifies texts better than the majority class"] == "does not hold"  # 0.55 < 0.6
+    spread = frame[frame.index.str.startswith("accuracy at 0 varies")]
+    assert list(spread["verdict"]) == ["does not hold", "holds"]  # fixed sd 0.01, faithful sd 0.1 over 10 restarts
+    assert set(spread["unit"]) == {"restarts"} and set(spread["n"]) == {10}
+    assert verdict["RLHF on the recovered reward improves the true reward"] == "does not hold"  # a planted null
+    assert verdict["... more than RLHF on the true reward"] == "does not hold"
+    assert verdict["fluency is kept"] == "holds"
+    assert frame.loc["fluency is kept", "unit"] == "RL seeds" and frame.loc["fluency is kept", "n"] == 3
+    assert verdict["a larger backbone is not better"] == "not a test here"
+    assert summary(rows) == (3, 7)  # the backbone row is shown, not counted
+    assert str(PAPER_RESTART_ACCURACY_SD) in frame.loc[spread.index[0], "paper"]
+    held = irl_findings(_planted_results(win_irl=(0.7, 0.72, 0.75)))
+    assert table(held).set_index("claim").loc["RLHF on the recovered reward improves the true reward", "verdict"] == "holds"
+    assert "different budgets" in table(rows).set_index("claim").loc["a larger backbone is not better", "rule"]
+
+
+def test_the_faithful_bugs_parameter_rule_names_exactly_the_papers_bugs():
+    from rewardscope.irl import PAPER_BUGS
+    from rewardscope.param_rules import RULES, RuleError
+
+    RULES["faithful_bugs"](list(PAPER_BUGS))
+    RULES["faithful_bugs"]([])  # no paper-faithful arm
+    with pytest.raises(RuleError, match="item 0"):
+        RULES["faithful_bugs"](["no_zero_grad"])

@@ -28,6 +28,10 @@ Differences from the released code (ai4ai-lab/irl_for_llms), each fixed here on 
   demonstrations, never by accuracy against the true reward on the test texts;
 - besides accuracy at the threshold 0 (which depends on the reward's unidentified offset), the
   metrics include offset-free ones (AUROC, rank correlations) and a threshold calibrated on validation.
+
+The first three bugs can be put back, on purpose, with ``max_margin_irl(..., faithful=True)`` (or a subset
+of :data:`PAPER_BUGS`): the *paper-faithful arm*, so that a study can run both arms over the same restarts
+and see which of the paper's results (its wide spread over restarts) came from the bugs.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ logger = logging.getLogger(__name__)
 LOSSES = ("max_margin", "logistic", "hinge")
 LINEAR_DEFAULTS = {"epochs": 100, "learning_rate": 0.05, "batch_size": 256}
 """Optimiser settings of the linear path (AdamW); texts take theirs from a :class:`BTConfig`."""
+PAPER_BUGS = ("last_character", "accumulate_gradients", "unbounded_loss")
+"""The released code's training bugs that ``faithful=`` reproduces:
+
+- ``"last_character"``: texts only; each demonstration is trained on as its last character alone, without its
+  prompt (the data loader yielded ``row[-1]`` of each string). Validation pairs and the saved model still score
+  whole texts, as the paper's evaluation did;
+- ``"accumulate_gradients"``: gradients are never zeroed, so every step applies the sum of all batch gradients
+  so far;
+- ``"unbounded_loss"``: the asymmetric loss without the cap, max(−2d, −d), unbounded below (``loss`` must be
+  ``"max_margin"``); validation losses are reported with the same loss.
+"""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,6 +119,35 @@ def irl_loss(margins, loss: str = "max_margin", margin: float = 1.0):
     if loss == "hinge":
         return torch.relu(margin - d)
     return -torch.nn.functional.logsigmoid(d)
+
+
+def _training_loss(margins, loss: str, margin: float, unbounded: bool):
+    """The loss a restart trains on: :func:`irl_loss`, or with ``unbounded`` the paper's uncapped max(−2d, −d)."""
+    if not unbounded:
+        return irl_loss(margins, loss, margin)
+    if isinstance(margins, np.ndarray | float | int):
+        d = np.asarray(margins, dtype=np.float64)
+        return np.maximum(-2.0 * d, -d)
+    import torch
+
+    return torch.maximum(-2.0 * margins, -margins)
+
+
+def _faithful(faithful, texts: bool, loss: str) -> tuple[str, ...]:
+    """The bugs of :data:`PAPER_BUGS` to reproduce: True gives all that apply (features have no last character)."""
+    if isinstance(faithful, bool):
+        bugs = tuple(b for b in PAPER_BUGS if texts or b != "last_character") if faithful else ()
+    elif isinstance(faithful, str) or not isinstance(faithful, Sequence | set | frozenset):
+        raise ValueError(f"faithful must be True, False or a sequence of {', '.join(PAPER_BUGS)}; got {faithful!r}")
+    else:
+        if unknown := sorted(set(faithful) - set(PAPER_BUGS)):
+            raise ValueError(f"faithful names unknown bug(s) {unknown}; the known ones are {', '.join(PAPER_BUGS)}")
+        bugs = tuple(b for b in PAPER_BUGS if b in set(faithful))
+        if "last_character" in bugs and not texts:
+            raise ValueError("faithful 'last_character' is for texts; feature arrays have no last character")
+    if "unbounded_loss" in bugs and loss != "max_margin":
+        raise ValueError(f"faithful 'unbounded_loss' is the paper's max_margin loss uncapped; got loss={loss!r}")
+    return bugs
 
 
 def _check_margin(margin) -> None:
@@ -244,7 +288,8 @@ class IRLResult:
         validation_accuracy (share of validation pairs with R̂(preferred) > R̂(dispreferred)), selected.
     best_restart: the restart chosen by validation accuracy (ties: lower validation loss, then the first).
     log: one row per optimiser step: restart, epoch, step, loss, grad_norm (before the step; gradients
-        are zeroed before every backward pass).
+        are zeroed before every backward pass, except in the paper-faithful arm with "accumulate_gradients",
+        where grad_norm is that of the running sum).
     validation_index: rows of the given pairs held out for validation (None with explicit validation).
     weights: linear path, the selected restart's w, shape [d]; restart_weights: [n_restarts, d].
     path: text path, the saved HF reward-model directory (``load_reward_model(path)`` scores with it).
@@ -297,8 +342,10 @@ def _check_settings(epochs, learning_rate, batch_size) -> None:
 
 
 def _run(margins_of, parameters, n_train: int, *, epochs: int, batch_size: int, learning_rate: float, loss: str,
-         margin: float, seed: int, restart: int, rows: list, bar, train_mode=lambda: None) -> float:
-    """One restart's optimisation (AdamW, seeded batch order); returns the mean loss of the last epoch."""
+         margin: float, seed: int, restart: int, rows: list, bar, train_mode=lambda: None,
+         bugs: tuple[str, ...] = ()) -> float:
+    """One restart's optimisation (AdamW, seeded batch order); returns the mean loss of the last epoch.
+    ``bugs`` (of :data:`PAPER_BUGS`): "accumulate_gradients" skips ``zero_grad``, "unbounded_loss" drops the cap."""
     import torch
 
     optimiser = torch.optim.AdamW(parameters, lr=learning_rate)
@@ -309,8 +356,10 @@ def _run(margins_of, parameters, n_train: int, *, epochs: int, batch_size: int, 
         epoch_losses = []
         order = order_rng.permutation(n_train)
         for start in range(0, n_train, batch_size):
-            batch_loss = irl_loss(margins_of(order[start:start + batch_size]), loss, margin).mean()
-            optimiser.zero_grad(set_to_none=True)  # the released code never zeroed: gradients summed over the run
+            batch_loss = _training_loss(margins_of(order[start:start + batch_size]), loss, margin,
+                                        "unbounded_loss" in bugs).mean()
+            if "accumulate_gradients" not in bugs:  # the released code never zeroed: gradients summed over the run
+                optimiser.zero_grad(set_to_none=True)
             batch_loss.backward()
             grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in parameters
                                                               if p.grad is not None]))
@@ -323,12 +372,56 @@ def _run(margins_of, parameters, n_train: int, *, epochs: int, batch_size: int, 
     return float(np.mean(epoch_losses))
 
 
-def _selection_key(record: dict) -> tuple:
+def _selection_key(record) -> tuple:
     """Higher validation accuracy first, then lower validation loss, then the earlier restart."""
     return (-record["validation_accuracy"], record["validation_loss"], record["restart"])
 
 
-def _linear(train: _Pairs, held: _Pairs, *, loss, margin, seeds, settings, bar) -> dict:
+def select_restart(restarts):
+    """The restart :func:`max_margin_irl` keeps: the highest validation accuracy, then the lowest validation loss,
+    then the earliest restart. ``restarts`` is a DataFrame (or a sequence of dicts) with the columns restart,
+    validation_accuracy and validation_loss, one row per restart; the *index label* of the chosen row is returned
+    (for a sequence, its position). Test texts and true rewards play no part.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"restart": [0, 1, 2], "validation_accuracy": [0.8, 0.9, 0.9],
+    ...                       "validation_loss": [0.1, 0.5, 0.4]}, index=[10, 11, 12])
+    >>> select_restart(frame)
+    12
+    """
+    frame = restarts if isinstance(restarts, pd.DataFrame) else pd.DataFrame(list(restarts))
+    missing = {"restart", "validation_accuracy", "validation_loss"} - set(frame.columns)
+    if missing or frame.empty:
+        raise ValueError(f"restarts needs one row per restart with restart, validation_accuracy and validation_loss; "
+                         f"missing {sorted(missing)}" if missing else "restarts is empty")
+    return min(frame.index, key=lambda label: _selection_key(frame.loc[label]))
+
+
+def split_by_prompt(prompts: Sequence[str], shares: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> np.ndarray:
+    """"train", "validation" or "test" for each pair, split by prompt: every pair of one prompt lands on one side.
+
+    The distinct prompts (in order of first appearance) are permuted with ``seed``; the first
+    round(shares[0]·n) go to train, the next round(shares[1]·n) to validation, the rest to test.
+
+    Examples
+    --------
+    >>> split_by_prompt(["a", "b", "c", "d", "a"], (0.5, 0.25, 0.25), seed=0).tolist()
+    ['validation', 'train', 'train', 'test', 'validation']
+    """
+    shares = [float(x) for x in shares]
+    if len(shares) != 3 or min(shares) <= 0 or abs(sum(shares) - 1) > 1e-9:
+        raise ValueError(f"shares must be three positive shares (train, validation, test) summing to 1, got {shares}")
+    groups, uniques = pd.factorize(pd.Series(list(prompts), dtype=object))
+    if len(uniques) < 3:
+        raise ValueError(f"a three-way split needs at least 3 distinct prompts, got {len(uniques)}")
+    order = np.random.default_rng(seed).permutation(len(uniques))
+    n_train, n_val = round(shares[0] * len(uniques)), round(shares[1] * len(uniques))
+    side = np.select([order < n_train, order < n_train + n_val], ["train", "validation"], "test")
+    return side[groups]
+
+
+def _linear(train: _Pairs, held: _Pairs, *, loss, margin, seeds, settings, bar, bugs=()) -> dict:
     import torch
 
     delta = torch.as_tensor(train.preferred - train.dispreferred)  # (n, d): R̂(o⁺) − R̂(o⁻) = w·(x⁺ − x⁻)
@@ -339,21 +432,22 @@ def _linear(train: _Pairs, held: _Pairs, *, loss, margin, seeds, settings, bar) 
         w = torch.nn.Parameter(torch.randn(delta.shape[1], generator=generator, dtype=torch.float64)
                                / np.sqrt(delta.shape[1]))
         train_loss = _run(lambda idx: delta[idx] @ w, [w], len(train), loss=loss, margin=margin, seed=seed,
-                          restart=restart, rows=rows, bar=bar, **settings)
+                          restart=restart, rows=rows, bar=bar, bugs=bugs, **settings)
         with torch.no_grad():
             d_val = (delta_val @ w).numpy()
-        return _record(restart, seed, train_loss, d_val, loss, margin), w.detach().numpy().copy()
+        return _record(restart, seed, train_loss, d_val, loss, margin, bugs), w.detach().numpy().copy()
 
     rows: list[dict] = []
     records, weights = zip(*(restart_fit(restart, seed) for restart, seed in enumerate(seeds)))
-    best = min(records, key=_selection_key)["restart"]
+    best = int(select_restart(list(records)))
     return {"records": list(records), "rows": rows, "best": best, "weights": weights[best],
             "restart_weights": np.stack(weights)}
 
 
-def _record(restart: int, seed: int, train_loss: float, d_val: np.ndarray, loss: str, margin: float) -> dict:
+def _record(restart: int, seed: int, train_loss: float, d_val: np.ndarray, loss: str, margin: float,
+            bugs: tuple[str, ...] = ()) -> dict:
     return {"restart": restart, "seed": seed, "train_loss": train_loss,
-            "validation_loss": float(irl_loss(d_val, loss, margin).mean()),
+            "validation_loss": float(_training_loss(d_val, loss, margin, "unbounded_loss" in bugs).mean()),
             "validation_accuracy": float(np.mean(d_val > 0))}
 
 
@@ -389,8 +483,8 @@ def _warn_if_cut(tokenizer, pair_sets: list[_Pairs], max_length: int) -> None:
 
 
 def _text_restart(train: _Pairs, held: _Pairs, *, restart: int, seed: int, loss: str, margin: float,
-                  config: BTConfig, device: str, rows: list, bar,
-                  backbone_options: dict | None = None) -> tuple[dict, Any, Any, str, int]:
+                  config: BTConfig, device: str, rows: list, bar, backbone_options: dict | None = None,
+                  bugs: tuple[str, ...] = ()) -> tuple[dict, Any, Any, str, int]:
     """One restart on texts: a fresh backbone and head, trained, scored on the validation pairs."""
     import torch
 
@@ -402,35 +496,37 @@ def _text_restart(train: _Pairs, held: _Pairs, *, restart: int, seed: int, loss:
     n_trainable = _freeze(model, config.trainable)
     parameters = [p for p in model.parameters() if p.requires_grad]
 
-    def margins_of(idx, pairs: _Pairs) -> torch.Tensor:
+    def margins_of(idx, pairs: _Pairs, last_character: bool = False) -> torch.Tensor:
         # each text on its own and whole, as HFRewardModel reads it (the original scored its last character)
         n, prompts = len(idx), pairs.prompt_list()
-        batch = hf.reward_inputs(tokenizer, architecture, [prompts[i] for i in idx] * 2,
-                                 [pairs.preferred[i] for i in idx] + [pairs.dispreferred[i] for i in idx],
-                                 pad_id, config.max_length)
+        texts = [pairs.preferred[i] for i in idx] + [pairs.dispreferred[i] for i in idx]
+        if last_character:  # the paper-faithful arm: row[-1] of each demonstration string, no prompt
+            texts, prompts = [t[-1:] for t in texts], [""] * len(prompts)
+        batch = hf.reward_inputs(tokenizer, architecture, [prompts[i] for i in idx] * 2, texts, pad_id,
+                                 config.max_length)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.bf16):
             scores = model(**{k: v.to(device) for k, v in batch.items()}).logits[:, 0].float()
         return scores[:n] - scores[n:]
 
-    train_loss = _run(lambda idx: margins_of(idx, train), parameters, len(train), epochs=config.epochs,
-                      batch_size=config.batch_size, learning_rate=config.learning_rate, loss=loss, margin=margin,
-                      seed=seed, restart=restart, rows=rows, bar=bar, train_mode=model.train)
+    train_loss = _run(lambda idx: margins_of(idx, train, "last_character" in bugs), parameters, len(train),
+                      epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, loss=loss,
+                      margin=margin, seed=seed, restart=restart, rows=rows, bar=bar, train_mode=model.train, bugs=bugs)
     model.eval()
     with torch.no_grad():
         d_val = np.concatenate([margins_of(np.arange(i, min(i + 64, len(held))), held).cpu().numpy()
                                 for i in range(0, len(held), 64)])
-    return _record(restart, seed, train_loss, d_val, loss, margin), model, tokenizer, architecture, n_trainable
+    return _record(restart, seed, train_loss, d_val, loss, margin, bugs), model, tokenizer, architecture, n_trainable
 
 
 def _texts_irl(train: _Pairs, held: _Pairs, *, loss, margin, seeds, config: BTConfig, device: str, output_dir: Path,
-               bar, backbone_options: dict | None = None) -> dict:
+               bar, backbone_options: dict | None = None, bugs: tuple[str, ...] = ()) -> dict:
     records: list[dict] = []
     rows: list[dict] = []
     best_key, best_model = None, None
     for restart, seed in enumerate(seeds):
         record, model, tokenizer, architecture, n_trainable = _text_restart(
             train, held, restart=restart, seed=seed, loss=loss, margin=margin, config=config, device=device, rows=rows,
-            bar=bar, backbone_options=backbone_options)
+            bar=bar, backbone_options=backbone_options, bugs=bugs)
         records.append(record)
         if best_key is None or _selection_key(record) < best_key:  # hold the best model only, not n_restarts
             best_key, best_model = _selection_key(record), model
@@ -445,7 +541,8 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
                    prompts: Sequence[str] | None = None, validation: float | tuple = 0.2, n_restarts: int = 1,
                    margin: float = 1.0, config: BTConfig | None = None, output_dir: str | Path | None = None,
                    epochs: int | None = None, learning_rate: float | None = None, batch_size: int | None = None,
-                   device=None, progress: bool | None = None, backbone_options: Mapping | None = None) -> IRLResult:
+                   device=None, progress: bool | None = None, backbone_options: Mapping | None = None,
+                   faithful: bool | Sequence[str] = False) -> IRLResult:
     """Fit a reward R̂ that ranks each preferred demonstration above its dispreferred one (max-margin IRL).
 
     Parameters
@@ -476,6 +573,10 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
         ``config.backbone``: ``chat_template`` (e.g. ``"plain"`` for a base LM without one, such as Pythia; it is
         saved with the reward model) and ``trust_remote_code``. A policy's load options may be passed as they
         are: their ``dtype`` and ``device`` are left out.
+    faithful : the paper-faithful arm: True reproduces every bug of the released code in :data:`PAPER_BUGS`
+        that applies (texts: the last character, accumulated gradients, the uncapped loss; feature arrays: the
+        last two), or name a subset. False (default) is the fixed code. Everything else (restarts, seeds, the
+        validation split, selection, the saved model) is the same, so both arms can run over the same restarts.
 
     Returns
     -------
@@ -503,6 +604,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
     _check_margin(margin)
     pairs = _pairs(preferred, dispreferred, prompts)
     texts = not isinstance(pairs.preferred, np.ndarray)
+    bugs = _faithful(faithful, texts, loss)
     overrides = {k: v for k, v in (("epochs", epochs), ("learning_rate", learning_rate), ("batch_size", batch_size))
                  if v is not None}
     if texts:
@@ -536,9 +638,9 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
         if texts:
             output_dir.mkdir(parents=True, exist_ok=True)
             fit = _texts_irl(train, held, loss=loss, margin=margin, seeds=seeds, config=config, device=device,
-                             output_dir=output_dir, bar=bar, backbone_options=backbone_options)
+                             output_dir=output_dir, bar=bar, backbone_options=backbone_options, bugs=bugs)
         else:
-            fit = _linear(train, held, loss=loss, margin=margin, seeds=seeds, settings=settings, bar=bar)
+            fit = _linear(train, held, loss=loss, margin=margin, seeds=seeds, settings=settings, bar=bar, bugs=bugs)
     restarts = pd.DataFrame(fit["records"])
     restarts["selected"] = restarts["restart"] == fit["best"]
     chosen = restarts.loc[fit["best"]]
@@ -546,7 +648,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
                "validation_accuracy": float(chosen["validation_accuracy"]),
                "validation_loss": float(chosen["validation_loss"]),
                "restart_validation_accuracies": restarts["validation_accuracy"].round(6).tolist(),
-               "n_train_pairs": len(train), "n_validation_pairs": len(held)}
+               "n_train_pairs": len(train), "n_validation_pairs": len(held), "faithful": list(bugs)}
     result = IRLResult(loss, margin, restarts, fit["best"], pd.DataFrame(fit["rows"]), held_index, metrics=metrics)
     if texts:
         metrics.update(trainable_parameters=fit["n_trainable"], parameters=fit["parameters"])
@@ -669,3 +771,188 @@ def recovery_metrics(true_scores, recovered_scores, threshold: float | None = No
         "spearman": nan if constant else float(spearmanr(true_scores, recovered).statistic),
         "kendall_tau": nan if constant else float(kendalltau(true_scores, recovered).statistic),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Intervals over the unit that varies
+
+
+def pair_bootstrap_ci(true_scores, recovered_scores, statistic, *, n_resamples: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """(estimate, low, high): ``statistic(true, recovered)`` with a percentile bootstrap over *pairs* (prompts).
+
+    The texts are laid out as the studies lay them out: the first texts of n pairs (the expert's answers), then
+    the second texts of the same n pairs in the same order (the base policy's), 2n scores in each array. Each
+    resample draws n pairs with replacement and keeps both texts of a drawn pair, in the same layout, so the unit
+    that varies is the prompt, not the text. Resamples where ``statistic`` is NaN (e.g. all texts of one class)
+    are left out of the percentiles.
+
+    Examples
+    --------
+    >>> true, recovered = np.array([1.0, 2.0, 3.0, -1.0, -2.0, -3.0]), np.array([0.5, 1.0, 2.0, 0.0, -1.0, 1.0])
+    >>> est, lo, hi = pair_bootstrap_ci(true, recovered, lambda t, r: float(np.mean(r[:3] > r[3:])), n_resamples=200)
+    >>> round(est, 3), lo <= est <= hi
+    (1.0, True)
+    """
+    true_scores, recovered = np.asarray(true_scores, dtype=np.float64), np.asarray(recovered_scores, dtype=np.float64)
+    if true_scores.ndim != 1 or true_scores.shape != recovered.shape or len(true_scores) % 2:
+        raise ValueError(f"true_scores and recovered_scores must be 1-D, of the same even length (n first texts, then "
+                         f"n second texts); got shapes {true_scores.shape} and {recovered.shape}")
+    n = len(true_scores) // 2
+    if n < 2:
+        raise ValueError(f"a bootstrap over pairs needs at least 2 pairs, got {n}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, n, n)
+        rows = np.concatenate([pick, pick + n])  # both texts of every drawn pair
+        draws.append(statistic(true_scores[rows], recovered[rows]))
+    draws = np.asarray(draws, dtype=np.float64)
+    draws = draws[~np.isnan(draws)]
+    if not len(draws):
+        raise ValueError("the statistic was NaN on every resample")
+    alpha = (1 - level) / 2
+    return (float(statistic(true_scores, recovered)), float(np.quantile(draws, alpha)),
+            float(np.quantile(draws, 1 - alpha)))
+
+
+def interval_over_seeds(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): a Student-t interval for the mean of one value per seed (the seed is the unit).
+
+    With few seeds a bootstrap is degenerate (3 seeds give at most 10 distinct resamples); the t interval
+    is wide instead, as it should be. Needs at least 2 finite values.
+
+    Examples
+    --------
+    >>> [round(x, 3) for x in interval_over_seeds([0.6, 0.7, 0.8])]
+    [0.7, 0.452, 0.948]
+    """
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"interval_over_seeds needs one finite value per seed, at least 2; got {values!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    mean, half = values.mean(), t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(mean), float(mean - half), float(mean + half)
+
+
+def sd_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(sd, low, high): the sample standard deviation of one value per restart and its chi-square interval.
+
+    Examples
+    --------
+    >>> [round(x, 3) for x in sd_interval([0.6, 0.7, 0.8, 0.5, 0.9])]
+    [0.158, 0.095, 0.454]
+    """
+    from scipy.stats import chi2
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"sd_interval needs one finite value per restart, at least 2; got {values!r}")
+    k, sd = len(values) - 1, values.std(ddof=1)
+    alpha = (1 - level) / 2
+    return float(sd), float(sd * np.sqrt(k / chi2.ppf(1 - alpha, k))), float(sd * np.sqrt(k / chi2.ppf(alpha, k)))
+
+
+def restart_agreement(scores) -> np.ndarray:
+    """Spearman correlations between every two restarts' rewards on the same texts (``scores`` [restarts, texts]);
+    the upper triangle, one value per pair of restarts (empty for one restart)."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be [restarts, texts], got shape {scores.shape}")
+    if len(scores) < 2:
+        return np.array([])
+    ranks = rankdata(scores, axis=1)
+    return np.corrcoef(ranks)[np.triu_indices(len(scores), 1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims, decided by one rule
+
+PAPER_BEST_ACCURACY = 0.804
+"""Pythia-70M: the best of 78 restarts, accuracy at 0 against the true reward (chosen on test)."""
+PAPER_BEST_F1 = 0.784
+PAPER_RESTART_ACCURACY_MEAN = 0.605
+"""Pythia-70M: mean accuracy at 0 over 78 restarts."""
+PAPER_RESTART_ACCURACY_SD = 0.100
+"""... and its standard deviation: the paper's evidence that the reward is not identified."""
+PAPER_PEARSON_RANGE = (-0.25, 0.63)
+PAPER_TOXICITY_RATIO = {"base": 0.0625, "sft": 0.0559, "rlhf_true": 0.0358, "rlhf_irl": 0.0264}
+"""Pythia-70M, share of toxic continuations on 400 held-out prompts."""
+PAPER_LM_EVAL = {"base": 0.374, "rlhf_irl": 0.372}
+SPREAD_NULL = PAPER_RESTART_ACCURACY_SD / 2
+"""A spread over restarts counts as wide when its interval lies above half the paper's standard deviation."""
+FLUENCY_MARGIN = 0.10
+"""Fluency is kept when the geometric-mean perplexity under π₀ rose by less than 10 % (the interval's top)."""
+
+
+def findings(results: Mapping) -> list:
+    """The chapter's claims table, each row decided by :func:`rewardscope.findings.decide` (or labelled
+    :func:`rewardscope.findings.not_a_test`).
+
+    ``results`` holds (missing optional keys drop their rows):
+
+    - ``auroc``: (estimate, low, high) of the selected R̂'s test AUROC, interval over test pairs (prompts);
+      ``n_test_pairs``;
+    - ``accuracy_calibrated``: (estimate, low, high) at the validation-calibrated cut, same unit; ``majority``:
+      the share of the larger class on the test texts (the null);
+    - ``restart_accuracy_at_zero``: {arm: accuracy at 0 of every restart} for "fixed" and optionally "faithful"
+      (the paper-faithful arm, same seeds);
+    - ``rl``: a DataFrame with one row per RL seed and the columns ``win_irl`` (the R̂ run's win rate over π₀
+      on r*), ``true_irl`` and ``true_true`` (mean r* of the R̂ run and the r* run), ``ppl_ratio_irl``
+      (geometric-mean perplexity under π₀ of the R̂ run's answers over the base policy's);
+    - ``backbone``: {"auroc_small", "auroc_large", "matched"}: the backbone comparison; it is a test only when
+      ``matched`` (the same epochs, batch size and pairs, so the same number of optimiser steps), and then
+      still not one here, with a handful of restarts and no interval over them: it is shown as not a test.
+    """
+    from .findings import decide, not_a_test
+
+    rows = []
+    n_pairs = int(results["n_test_pairs"]) if "n_test_pairs" in results else 0
+    if "auroc" in results:
+        rows.append(decide("the recovered reward agrees with the true one above chance",
+                           f"single 70M runs: Pearson {PAPER_PEARSON_RANGE[0]} to {PAPER_PEARSON_RANGE[1]}",
+                           *results["auroc"], null=0.5, unit="test prompts (pairs)", n=n_pairs, what="AUROC"))
+    if "accuracy_calibrated" in results:
+        majority = float(results["majority"])
+        rows.append(decide("the selected reward classifies texts better than the majority class",
+                           f"best of 78: accuracy {PAPER_BEST_ACCURACY:.1%}, F1 {PAPER_BEST_F1:.1%} (chosen on test)",
+                           *results["accuracy_calibrated"], null=majority, unit="test prompts (pairs)", n=n_pairs,
+                           what="accuracy at the calibrated cut"))
+    arms = {"fixed": "the fixed code", "faithful": "the paper-faithful code (its bugs put back)"}
+    for arm, accuracies in results.get("restart_accuracy_at_zero", {}).items():
+        accuracies = np.asarray(accuracies, dtype=np.float64)
+        if len(accuracies) < 2:
+            continue
+        sd, low, high = sd_interval(accuracies)
+        rows.append(decide(f"accuracy at 0 varies widely over restarts, with {arms.get(arm, arm)}",
+                           f"sd {PAPER_RESTART_ACCURACY_SD:.3f} (mean {PAPER_RESTART_ACCURACY_MEAN:.3f}, 78 restarts)",
+                           sd, low, high, null=SPREAD_NULL, unit="restarts", n=len(accuracies), what="sd"))
+    rl = results.get("rl")
+    if rl is not None and len(rl) >= 2:
+        n_seeds = len(rl)
+        rows.append(decide("RLHF on the recovered reward improves the true reward",
+                           f"70M toxicity ratio {PAPER_TOXICITY_RATIO['base']} → {PAPER_TOXICITY_RATIO['rlhf_irl']}",
+                           *interval_over_seeds(rl["win_irl"]), null=0.5, unit="RL seeds", n=n_seeds,
+                           fmt="{:.2f}", what="win rate over π₀"))
+        rows.append(decide("... more than RLHF on the true reward",
+                           f"{PAPER_TOXICITY_RATIO['rlhf_irl']} (IRL RM) vs {PAPER_TOXICITY_RATIO['rlhf_true']} (true RM)",
+                           *interval_over_seeds(np.asarray(rl["true_irl"]) - np.asarray(rl["true_true"])), null=0.0,
+                           unit="RL seeds", n=n_seeds, what="mean r*, R̂ run − r* run"))
+        rows.append(decide("fluency is kept", f"lm-eval mean {PAPER_LM_EVAL['rlhf_irl']} vs {PAPER_LM_EVAL['base']} (base)",
+                           *interval_over_seeds(rl["ppl_ratio_irl"]), null=1 + FLUENCY_MARGIN, side="less",
+                           unit="RL seeds", n=n_seeds, what="perplexity ratio to π₀"))
+    if "backbone" in results:
+        b = results["backbone"]
+        why = ("a handful of restarts per backbone, no interval over them" if b.get("matched") else
+               "the two backbones were trained with different budgets (epochs, trainable layers), so a difference "
+               "is not the backbone's")
+        rows.append(not_a_test("a larger backbone is not better", "410M: best 78.2%, mean 0.553; 70M: 80.4%, 0.605",
+                               f"mean AUROC {b['auroc_large']:.3f} (larger) vs {b['auroc_small']:.3f} (smaller)", why))
+    return rows
