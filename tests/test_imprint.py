@@ -330,3 +330,68 @@ def test_share_ci_resamples_clusters():
         share_ci([1.0])
     with pytest.raises(ValueError, match="clusters has 1 distinct value"):
         share_ci([1.0, 0.0], clusters=[3, 3])
+
+
+# --- chapter 4's decision rule (issue 14) ---------------------------------------------------------
+
+
+def _planted_pairs(n_prompts=200, per=3, gain=0.2, wrong_post=0.1, err_gap=0.3, theta_resisted=-10.0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = n_prompts * per
+    prompt = np.repeat(np.arange(n_prompts), per)
+    verdict = rng.choice(["agrees", "disagrees", "indifferent"], size=n, p=[0.4, 0.2, 0.4])
+    p_wrong = np.where(verdict == "disagrees", wrong_post + err_gap, wrong_post)
+    post = rng.random(n) > p_wrong
+    pre = rng.random(n) < post.mean() - gain
+    regime = regime_labels(pre.astype(float), np.full(n, 0.5), post.astype(float), np.full(n, 0.5))
+    theta = np.where(regime == "resisted", theta_resisted, 5.0) + rng.normal(scale=3, size=n)
+    split = np.where(prompt % 5 == 0, "test", "train")
+    return pd.DataFrame({"prompt_id": prompt, "split": split, "aligned_pre": pre, "aligned_post": post,
+                         "regime": regime, "theta": theta, "verdict": verdict})
+
+
+def test_cluster_ratio_ci_resamples_whole_prompts():
+    from rewardscope.imprint import cluster_ratio_ci
+
+    rng = np.random.default_rng(1)
+    prompt_effect = np.repeat(rng.random(50) < 0.5, 20).astype(float)  # all pairs of a prompt share one outcome
+    est, lo, hi = cluster_ratio_ci(prompt_effect, np.ones(1000), np.repeat(np.arange(50), 20), n_resamples=400)
+    _, lo_iid, hi_iid = cluster_ratio_ci(prompt_effect, np.ones(1000), np.arange(1000), n_resamples=400)
+    assert lo < est < hi and (hi - lo) > 3 * (hi_iid - lo_iid)  # 50 independent prompts, not 1,000 pairs
+    with pytest.raises(ValueError, match="at least 2"):
+        cluster_ratio_ci([1.0, 0.0], [1.0, 1.0], [0, 0])
+
+
+def test_seal_findings_mark_by_construction_rows_and_can_fail():
+    from rewardscope.findings import summary
+    from rewardscope.imprint import findings, seal_results
+
+    good = findings(seal_results(_planted_pairs(), n_resamples=300))
+    by = {r.claim: r for r in good}
+    # rows the old table counted as "holds" that cannot fail here
+    assert by["the targets leave the largest positive imprints"].holds is None
+    assert by["rewards rotate towards the label where pairs got aligned"].holds is None
+    assert by["training on the preference data raises agreement with its labels"].holds is True
+    assert by["the model errs most where the labeller disagrees with the gold"].holds is True
+    assert by["rewards rotate away from the label where pairs resisted"].holds is True
+    res = by["a share of the pairs the RM was trained on resists: still misordered after training"]
+    assert res.holds is True and res.unit == "prompts" and res.n == 160  # in-sample: the 160 train prompts
+    assert summary(good) == (4, 4)
+    # a planted case where none holds: no gain, errors equal across verdicts, resisted pairs rotate towards
+    # the label, and resistance no larger than the labels' own noise
+    bad = _planted_pairs(gain=0.0, wrong_post=0.1, err_gap=0.0, theta_resisted=+10.0, seed=2)
+    bad["aligned_pre"] = bad["aligned_post"]
+    bad["regime"] = np.where(bad["aligned_post"], "stayed_aligned", "resisted")
+    rows = findings(seal_results(bad, label_noise=0.25, n_resamples=300))
+    assert summary(rows) == (0, 4), [(r.claim, r.here) for r in rows]
+
+
+def test_seal_target_imprints_are_a_test_only_with_independent_labellers():
+    from rewardscope.imprint import findings, seal_results
+
+    imprint = pd.DataFrame({"coef": [0.1, -0.2, 0.9], "ci_low": [-0.1, -0.4, 0.5], "ci_high": [0.3, 0.0, 1.3]},
+                           index=["harmless", "helpful", "eloquence"])
+    imprint.attrs["n_clusters"] = 120
+    results = seal_results(_planted_pairs(), imprint_post=imprint, gold_from_target_signals=False, n_resamples=100)
+    row = {r.claim: r for r in findings(results)}["the targets leave positive imprints"]
+    assert row.holds is False and "eloquence" in row.here and row.n == 120

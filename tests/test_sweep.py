@@ -342,3 +342,79 @@ def test_sweep_throughput_reports_both_methods_against_the_bound(tiny):
     assert table.attrs["vocabulary"] == len(tiny.tokenizer)
     with pytest.raises(ValueError, match="n_naive must be a positive int, got 0"):
         sweep_throughput(tiny, PROMPT, n_naive=0)
+
+
+# --- chapter 3's decision rule (issue 14): intervals over tokens and words, rows that cannot fail ----------
+
+
+def test_tau_interval_resamples_tokens_and_two_agreeing_rms_do_not_disagree():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=800)
+    agree = sweep.tau_interval(x, x + 0.05 * rng.normal(size=800), n_resamples=100)
+    assert agree["n"] == 800 and agree["low"] < agree["tau"] < agree["high"] and agree["low"] > sweep.AGREEMENT_NULL
+    apart = sweep.tau_interval(x, x + 2 * rng.normal(size=800), n_resamples=100)
+    assert apart["high"] < sweep.AGREEMENT_NULL
+    rows = {r.claim: r for r in sweep.findings({"same_gold": {"a": "s1", "b": "s2", **agree}})}
+    row = rows["reward models meant to measure the same thing disagree"]
+    assert row.holds is False and row.unit == "tokens" and row.n == 800  # the old rule off.min() < 0.6 could not fail
+    rows = {r.claim: r for r in sweep.findings({"same_gold": {"a": "s1", "b": "s2", **apart}})}
+    assert rows["reward models meant to measure the same thing disagree"].holds is True
+    with pytest.raises(ValueError, match="1-D of one length"):
+        sweep.tau_interval(x, x[:5])
+
+
+def test_vocabulary_moments_use_every_token_of_each_rm():
+    rng = np.random.default_rng(4)
+    tail = np.r_[rng.normal(size=3000), rng.exponential(5, size=300) + 3]  # skewed only beyond the shared words
+    sweeps = pd.concat([_long("a", "p", [f"t{i}" for i in range(len(tail))], tail),
+                        _long("a", "q", ["u"], [0.0])])
+    full = sweep.vocabulary_moments(sweeps, "p", n_resamples=100)
+    shared = sweep.score_moments(pd.DataFrame({"a": tail[:3000]}), n_resamples=100)
+    assert full.loc["a", "n"] == 3300 and full.loc["a", "skew_low"] > 0.5 and shared.loc["a", "skew_high"] < 0.5
+    rows = {r.claim: r for r in sweep.findings({"moments": shared, "full_moments": full})}
+    assert rows["every RM's scores are positively skewed (shared vocabulary)"].holds is False
+    assert rows["every RM's scores are positively skewed (each RM's whole vocabulary)"].holds is True
+    assert rows["every RM's scores are positively skewed (each RM's whole vocabulary)"].n == 3300
+
+
+def _planted_afinn(freq_slope: float, pos_slope: float, neg_slope: float, prompts=("best", "worst")):
+    from wordfreq import word_frequency
+
+    lexicon = sweep.afinn_lexicon()
+    words = [w for w in lexicon if word_frequency(w, "en") > 0][:500]
+    value = np.array([lexicon[w] for w in words])
+    log_freq = np.log(np.array([word_frequency(w, "en") for w in words]) * 1e6)
+    frames = []
+    for k, prompt in enumerate(prompts):
+        noise = np.random.default_rng(k).normal(scale=0.3, size=len(words))
+        score = np.where(value > 0, pos_slope, neg_slope) * value + freq_slope * log_freq + noise
+        frames.append(_long("rm", prompt, words, score))
+    return sweep.lexicon_join(pd.concat(frames, ignore_index=True), lexicon)
+
+
+def test_frequency_and_asymmetry_intervals_resample_words():
+    up = sweep.frequency_slope_interval(_planted_afinn(0.3, 0.5, 0.5), n_resamples=60)
+    down = sweep.frequency_slope_interval(_planted_afinn(-0.3, 0.5, 0.5), n_resamples=60)
+    assert up["low"] > 0 and down["high"] < 0 and up["n"] == 500 and up["cases"] == 2
+    # steeper among positive words under every prompt: finer where it matches "best", coarser under "worst"
+    same = sweep.asymmetry_interval(_planted_afinn(0.0, 0.8, 0.1), n_resamples=60)
+    assert same["low"] < 0 < same["high"] or abs(same["estimate"]) < 0.1  # +0.7 under best, −0.7 under worst
+    framed = sweep.asymmetry_interval(_planted_afinn(0.0, 0.8, 0.1, prompts=("best", "greatest")), n_resamples=60)
+    assert framed["low"] > 0
+    results = {"frequency": down, "asymmetry": framed}
+    rows = {r.claim: r for r in sweep.findings(results)}
+    assert rows["frequent words score higher, valence held fixed"].holds is False
+    assert rows["frequent words score higher, valence held fixed"].unit == "AFINN words"
+    # no gold reads the prompt: the framing row is shown, labelled, and never counted, even when it "passes"
+    asym = rows["finer discrimination where valence matches the prompt's frame"]
+    assert asym.holds is None and asym.verdict == "not a test here"
+    rows = {r.claim: r for r in sweep.findings({**results, "prompt_aware": True})}
+    assert rows["finer discrimination where valence matches the prompt's frame"].holds is True
+
+
+def test_chapter_3_findings_without_measurements_are_not_tests():
+    from rewardscope.findings import summary
+
+    rows = sweep.findings({"same_gold_missing": "the pair is not among this run's reward models"})
+    assert all(r.holds is None for r in rows) and summary(rows) == (0, 0)
+    assert "not among this run" in rows[0].rule

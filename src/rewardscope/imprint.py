@@ -439,3 +439,187 @@ def share_ci(flags, clusters=None, n_resamples: int = 1000, level: float = 0.95,
     if len(per) < 2:
         raise ValueError(f"clusters has {len(per)} distinct value(s); a cluster bootstrap needs at least 2")
     return bootstrap_ci(per, lambda v: v[:, 0].sum() / v[:, 1].sum(), n_resamples=n_resamples, level=level, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims table, by the book's one rule (rewardscope.findings)
+
+PAPER = {"agreement pre": 0.57, "agreement post": 0.74, "stayed_aligned": 0.483, "got_aligned": 0.258,
+         "resisted": 0.172, "reversed": 0.087, "resistance": 0.259, "agrees": 0.177, "disagrees": 0.067,
+         "indifferent": 0.756, "misaligned | agrees": 0.106, "misaligned | indifferent": 0.280,
+         "misaligned | disagrees": 0.438, "θ all": 6.5, "θ stayed_aligned": 8.3, "θ got_aligned": 18.0,
+         "θ resisted": -7.8, "θ reversed": -9.9}
+"""The released notebooks' outputs (hh-rlhf train split, 160,800 pairs; see the research notes). The
+resistance, 25.9 %, is in-sample: the post-D model was trained on those pairs."""
+PAPER_TARGETS = ("harmless", "helpful")
+
+
+def cluster_ratio_ci(numerators, denominators, clusters, n_resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0, combine=None) -> tuple[float, float, float]:
+    """(estimate, low, high) of a ratio of sums (or a function of several) with a percentile bootstrap
+    that resamples whole clusters (prompts, whose pairs share texts).
+
+    ``numerators`` and ``denominators`` are arrays [n_rows] or [n_rows, k]; each is summed within
+    clusters, clusters are drawn with replacement, and the estimate is Σ num / Σ den per column,
+    passed through ``combine`` (a function of the k ratios; default: the single ratio). A resample
+    with a zero denominator gives NaN and is ignored by the quantiles.
+    """
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    num, den = (num[:, None], den[:, None]) if num.ndim == 1 else (num, den)
+    if num.shape != den.shape or num.ndim != 2 or len(num) != len(np.asarray(clusters)):
+        raise ValueError(f"numerators, denominators and clusters must match row for row, got {num.shape}, "
+                         f"{den.shape} and {len(np.asarray(clusters))}")
+    codes, uniques = pd.factorize(np.asarray(clusters))
+    k = len(uniques)
+    if k < 2:
+        raise ValueError(f"clusters has {k} distinct value(s); a cluster bootstrap needs at least 2")
+    sums_num = np.zeros((k, num.shape[1]))
+    sums_den = np.zeros((k, num.shape[1]))
+    np.add.at(sums_num, codes, num)
+    np.add.at(sums_den, codes, den)
+    combine = combine if combine is not None else (lambda r: r[..., 0])
+    weights = np.random.default_rng(seed).multinomial(k, np.full(k, 1 / k), size=n_resamples)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = combine((weights @ sums_num) / (weights @ sums_den))
+        estimate = float(combine(sums_num.sum(0) / sums_den.sum(0)))
+    alpha = (1 - level) / 2
+    if np.isnan(draws).all():
+        return estimate, float("nan"), float("nan")
+    return estimate, float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))
+
+
+def seal_results(pairs: pd.DataFrame, imprint_post: pd.DataFrame | None = None, label_noise: float = 0.0,
+                 gold_from_target_signals: bool = True, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """The estimates chapter 4's claims rest on, each with a bootstrap interval over prompts.
+
+    ``pairs`` has one row per pair with columns ``prompt_id`` (the cluster), ``split``, ``aligned_pre``,
+    ``aligned_post``, ``regime`` (:func:`regime_labels`), ``theta`` (:func:`reward_shift_angle`) and
+    ``verdict`` (:func:`labeller_verdict`). ``imprint_post`` is :func:`feature_imprint` of the post
+    reward. ``label_noise`` is the share of training labels that contradict the gold (0 for a
+    deterministic gold): the resistance a perfect reward model would still show in-sample.
+    ``gold_from_target_signals`` says whether the target labellers threshold the gold's own signals.
+    """
+    _columns(pairs, ["prompt_id", "split", "aligned_pre", "aligned_post", "regime", "theta", "verdict"], "pair")
+    if not 0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
+    out = {"label_noise": float(label_noise), "gold_from_target_signals": bool(gold_from_target_signals),
+           "n_pairs": len(pairs)}
+
+    def interval(frame, num, den, combine=None):
+        if frame["prompt_id"].nunique() < 2:
+            return None
+        est, low, high = cluster_ratio_ci(num, den, frame["prompt_id"], n_resamples, seed=seed, combine=combine)
+        if np.isnan([est, low, high]).any():
+            return None
+        return {"estimate": est, "low": low, "high": high, "n": int(frame["prompt_id"].nunique())}
+
+    test = pairs[pairs["split"] == "test"]
+    held = test if len(test) else pairs
+    out["gain_split"] = "test" if len(test) else "all"
+    gain = held["aligned_post"].astype(float) - held["aligned_pre"].astype(float)
+    out["gain"] = interval(held, gain, np.ones(len(held)))
+    if out["gain"] is not None:
+        out["gain"].update(pre=float(held["aligned_pre"].mean()), post=float(held["aligned_post"].mean()))
+    train = pairs[pairs["split"] == "train"]
+    out["resistance_split"] = "train" if len(train) else "all"
+    seen = train if len(train) else pairs
+    out["resistance"] = interval(seen, (~seen["aligned_post"].astype(bool)).astype(float), np.ones(len(seen)))
+    wrong = (~pairs["aligned_post"].astype(bool)).astype(float).to_numpy()
+    is_d, is_a = (pairs["verdict"] == "disagrees").to_numpy(float), (pairs["verdict"] == "agrees").to_numpy(float)
+    both = pairs["prompt_id"].nunique() >= 2 and is_d.sum() > 0 and is_a.sum() > 0
+    out["verdict_errors"] = interval(pairs, np.c_[wrong * is_d, wrong * is_a], np.c_[is_d, is_a],
+                                     combine=lambda r: r[..., 0] - r[..., 1]) if both else None
+    if out["verdict_errors"] is not None:
+        out["verdict_errors"].update(disagrees=float(wrong[is_d > 0].mean()), agrees=float(wrong[is_a > 0].mean()))
+    resisted = pairs[(pairs["regime"] == "resisted") & pairs["theta"].notna()]
+    out["theta_resisted"] = interval(resisted, resisted["theta"].to_numpy(float), np.ones(len(resisted))) \
+        if len(resisted) else None
+    got = pairs[(pairs["regime"] == "got_aligned") & pairs["theta"].notna()]
+    out["theta_got_aligned"] = float(got["theta"].mean()) if len(got) else float("nan")
+    out["theta_got_aligned_positive"] = float((got["theta"] > 0).mean()) if len(got) else float("nan")
+    if imprint_post is not None:
+        top = imprint_post["coef"].sort_values(ascending=False)
+        out["top_imprints"] = list(top.index[:2])
+        targets = [t for t in PAPER_TARGETS if t in imprint_post.index]
+        out["target_imprints"] = {t: imprint_post.loc[t, ["coef", "ci_low", "ci_high"]].astype(float).to_dict()
+                                  for t in targets}
+        out["n_clusters"] = int(imprint_post.attrs.get("n_clusters", 0))
+    return out
+
+
+def findings(results: dict) -> list:
+    """Chapter 4's claims table as :class:`rewardscope.findings.Finding` rows (see :func:`seal_results`).
+
+    Two rows cannot fail here and are :func:`rewardscope.findings.not_a_test`: the θ sign of
+    got-aligned pairs (a pair that goes from misordered to ordered rotates towards "chosen above
+    rejected", which is what θ > 0 means, unless the rotation passes the line chosen + rejected = 0
+    where the sign is read), and, when the target labellers threshold the gold's own
+    signals, the target imprints. Resistance is in-sample (train split) beside the paper's in-sample
+    25.9 %, against the null of the training labels' own noise (a perfect fit would still misorder
+    exactly the flipped pairs).
+    """
+    from .findings import decide, not_a_test
+
+    rows = []
+    pct = "{:.1%}"
+    claim = "training on the preference data raises agreement with its labels"
+    gain = results.get("gain")
+    paper = f"{PAPER['agreement pre']:.2f} → {PAPER['agreement post']:.2f}"
+    if gain is None:
+        rows.append(not_a_test(claim, paper, "n/a", "fewer than two prompts to resample"))
+    else:
+        rows.append(decide(claim, paper, gain["estimate"], gain["low"], gain["high"], null=0.0, unit="prompts",
+                           n=gain["n"], fmt="{:+.3f}",
+                           what=f"{results.get('gain_split', 'test')} split {gain['pre']:.3f} → {gain['post']:.3f}, gain"))
+    claim = "a share of the pairs the RM was trained on resists: still misordered after training"
+    paper = f"{PAPER['resistance']:.1%} in-sample"
+    res = results.get("resistance")
+    noise = float(results.get("label_noise", 0.0))
+    if res is None:
+        rows.append(not_a_test(claim, paper, "n/a", "fewer than two prompts to resample"))
+    else:
+        rows.append(decide(claim, paper, res["estimate"], res["low"], res["high"], null=noise, unit="prompts",
+                           n=res["n"], fmt=pct, what=f"{results.get('resistance_split', 'train')} split (in-sample)"))
+    claim = "the targets leave the largest positive imprints"
+    top = results.get("top_imprints") or []
+    here = ", ".join(top) if top else "n/a"
+    paper = ", ".join(PAPER_TARGETS)
+    targets = results.get("target_imprints") or {}
+    if results.get("gold_from_target_signals", True):
+        rows.append(not_a_test(claim, paper, here, "the target labellers threshold the gold's own signals, so the "
+                               "targets carry the gold by construction"))
+    elif len(targets) < len(PAPER_TARGETS):
+        rows.append(not_a_test(claim, paper, here, "a target feature is constant here and has no imprint"))
+    else:
+        weakest = min(targets, key=lambda t: targets[t]["ci_low"])
+        t = targets[weakest]
+        rows.append(decide("the targets leave positive imprints", paper, t["coef"], t["ci_low"], t["ci_high"], null=0.0,
+                           unit="prompts", n=max(int(results.get("n_clusters", 1)), 1), fmt="{:+.2f}",
+                           what=f"largest: {here}; weaker target, {weakest}:"))
+    claim = "the model errs most where the labeller disagrees with the gold"
+    paper = f"{PAPER['misaligned | disagrees']:.3f} vs {PAPER['misaligned | agrees']:.3f}"
+    err = results.get("verdict_errors")
+    if err is None:
+        rows.append(not_a_test(claim, paper, "n/a", "no pairs with both an agreeing and a disagreeing verdict"))
+    else:
+        rows.append(decide(claim, paper, err["estimate"], err["low"], err["high"], null=0.0, unit="prompts",
+                           n=err["n"], fmt="{:+.3f}",
+                           what=f"{err['disagrees']:.3f} vs {err['agrees']:.3f}, difference"))
+    got = results.get("theta_got_aligned", float("nan"))
+    share = results.get("theta_got_aligned_positive", float("nan"))
+    rows.append(not_a_test("rewards rotate towards the label where pairs got aligned",
+                           f"{PAPER['θ got_aligned']:+.1f}°",
+                           "n/a" if np.isnan(got) else f"mean {got:+.1f}°, {share:.0%} of the pairs above 0",
+                           "the sign is forced: a pair that goes from misordered to ordered rotates towards "
+                           "'chosen above rejected', which θ > 0 means, unless the rotation is so large that it "
+                           "passes the line chosen + rejected = 0, where the sign is read"))
+    claim = "rewards rotate away from the label where pairs resisted"
+    paper = f"{PAPER['θ resisted']:+.1f}°"
+    theta = results.get("theta_resisted")
+    if theta is None:
+        rows.append(not_a_test(claim, paper, "n/a", "fewer than two prompts with resisted pairs"))
+    else:
+        rows.append(decide(claim, paper, theta["estimate"], theta["low"], theta["high"], null=0.0, unit="prompts",
+                           n=theta["n"], side="less", fmt="{:+.1f}", what="mean θ (°)"))
+    return rows

@@ -953,7 +953,7 @@ def score_moments(wide: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) ->
         values = wide[name].to_numpy()
         skew, lo, hi = bootstrap_ci(values, statistic=lambda v: float(st.skew(v)), n_resamples=n_resamples, seed=seed)
         rows.append({"rm": name, "mean": values.mean(), "variance": values.var(ddof=1), "skew": skew,
-                     "skew_low": lo, "skew_high": hi})
+                     "skew_low": lo, "skew_high": hi, "n": len(values)})
     return pd.DataFrame(rows).set_index("rm")
 
 
@@ -1045,3 +1045,225 @@ def identity_ranks(sweeps: pd.DataFrame, terms: dict[str, list[str]] | None = No
                                     "token": one["token"][hit], "score": one["score"][hit],
                                     "percentile": (one["score"].rank(pct=True) * 100)[hit]}))
     return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's decision rule: intervals over the unit that varies (tokens for τ and skew, AFINN words
+# for the regressions), and one claims table built with :mod:`rewardscope.findings`.
+
+PAPER_TAU_RANGE = (0.13, 0.57)  # pairwise Kendall τ among the paper's ten RMs (Fig. 2A, read off the figure)
+PAPER_SKEW_RANGE = (0.072, 1.763)  # Table 3: every one of the ten skews is positive
+PAPER_FREQUENCY_SLOPES = {"best": 0.04, "greatest": 0.12, "worst": 0.23}  # Fig. 3D, mean raw log-frequency slope
+PAPER_VALENCE_SLOPES = {"best": (0.81, 0.50), "greatest": (0.63, 0.46), "worst": (-0.10, -0.33)}  # Fig. 3C (pos, neg)
+FRAME_MATCH = {"best": "positive", "greatest": "positive", "worst": "negative"}  # the valence each prompt asks for
+AGREEMENT_NULL = 0.8
+"""Kendall τ that two reward models "meant to measure the same thing" must fall below to count as
+disagreeing. τ = 1 − 2·(share of discordant token pairs), so 0.8 allows one token pair in ten to be
+ordered differently: a tolerance for the noise of training (seeds, batch order), which this book does
+not measure for the lab's RMs (a second training seed per RM would cost more than the chapter's
+budget). It is a stated tolerance, not an estimate; the chapter's bfloat16-vs-float32 τ measures the
+agreement that pure numerical noise leaves, an upper bound above it."""
+
+
+def tau_interval(x, y, n_resamples: int = 200, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Kendall τ-b between ``x`` and ``y`` with a percentile bootstrap interval that resamples tokens
+    (rows), the unit that varies: ``{"tau", "low", "high", "n"}``."""
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 3:
+        raise ValueError(f"x and y must be 1-D of one length >= 3, got shapes {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite")
+    if not isinstance(n_resamples, int) or n_resamples < 2:
+        raise ValueError(f"n_resamples must be an int >= 2, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        i = rng.integers(0, len(x), len(x))
+        draws.append(stats.kendalltau(x[i], y[i]).statistic)
+    alpha = (1 - level) / 2
+    return {"tau": float(stats.kendalltau(x, y).statistic), "low": float(np.nanquantile(draws, alpha)),
+            "high": float(np.nanquantile(draws, 1 - alpha)), "n": int(len(x))}
+
+
+def vocabulary_moments(sweeps: pd.DataFrame, prompt: str, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """:func:`score_moments` of each RM over its *whole* vocabulary for one prompt (every id it scored),
+    beside the shared-vocabulary moments of the paper's Table 3. Column ``n`` is the number of tokens."""
+    sweeps = check_sweeps(sweeps)
+    one = sweeps[sweeps["prompt"] == prompt]
+    if one.empty:
+        raise ValueError(f"prompt {prompt!r} is not in sweeps (prompts: {sorted(sweeps['prompt'].unique())})")
+    frames = [score_moments(part[["score"]].set_axis([rm], axis=1).reset_index(drop=True), n_resamples, seed)
+              for rm, part in one.groupby("rm", sort=False)]
+    return pd.concat(frames)
+
+
+def _with_log_frequency(joined: pd.DataFrame) -> pd.DataFrame:
+    from wordfreq import word_frequency
+
+    freq = {w: word_frequency(w.strip(), "en") for w in joined["word"].unique()}
+    per_million = joined["word"].map(freq).astype(float) * 1e6
+    return joined[per_million > 0].assign(log_freq=np.log(per_million[per_million > 0]))
+
+
+def _wls_slope(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> float:
+    """Coefficient of the first column of ``X`` in a least-squares fit of ``y`` on ``X`` and an intercept,
+    with row weights ``w`` (a bootstrap's multiplicities: the fit on the resampled rows)."""
+    keep = w > 0
+    y, X, w = y[keep], X[keep], w[keep]
+    if w.sum() < X.shape[1] + 2 or np.ptp(X[:, 0]) == 0:
+        return float("nan")
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(y)), X]) * sw[:, None], y * sw, rcond=None)
+    return float(coef[1])
+
+
+def _wsd(y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted standard deviation (ddof 1 in the weights' total): the sd of the resampled rows."""
+    total = w.sum()
+    if total < 2:
+        return float("nan")
+    mean = (w * y).sum() / total
+    sd = float(np.sqrt((w * (y - mean) ** 2).sum() / (total - 1)))
+    return sd if sd > 0 else float("nan")
+
+
+def _word_bootstrap(data: pd.DataFrame, statistic, n_resamples: int, level: float, seed: int) -> dict[str, float]:
+    """Bootstrap over words, stratified by RM: each resample draws every RM's words with replacement and
+    gives each row the multiplicity of its word as a weight; ``statistic(weights)`` -> float."""
+    if not isinstance(n_resamples, int) or n_resamples < 2:
+        raise ValueError(f"n_resamples must be an int >= 2, got {n_resamples!r}")
+    strata = []
+    for index in data.groupby("rm", sort=False).indices.values():
+        local, uniques = pd.factorize(data["word"].to_numpy()[index])
+        strata.append((index, local, len(uniques)))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        weights = np.zeros(len(data))
+        for index, local, k in strata:
+            weights[index] = np.bincount(rng.integers(0, k, k), minlength=k)[local]
+        draws.append(statistic(weights))
+    alpha = (1 - level) / 2
+    n_words = int(sum(k for *_, k in strata))
+    return {"estimate": float(statistic(np.ones(len(data)))), "low": float(np.nanquantile(draws, alpha)),
+            "high": float(np.nanquantile(draws, 1 - alpha)), "n": n_words}
+
+
+def frequency_slope_interval(joined: pd.DataFrame, n_resamples: int = 500, level: float = 0.95, seed: int = 0,
+                             min_n: int = 10) -> dict[str, float]:
+    """The mean, over RMs and prompts, of the log-frequency slope of :func:`frequency_bias` (z-scored
+    scores, valence held fixed), with a bootstrap interval over AFINN words (stratified by RM): the
+    paper's "frequent words score higher" as one number. ``n`` counts (RM, word) units."""
+    data = _with_log_frequency(joined).reset_index(drop=True)
+    groups = [idx for _, idx in data.groupby(["rm", "prompt"], sort=False).indices.items() if len(idx) >= min_n]
+    if not groups:
+        raise ValueError(f"no (RM, prompt) has {min_n} AFINN words with a known frequency")
+    y, X = data["score"].to_numpy(float), data[["log_freq", "value"]].to_numpy(float)
+
+    def statistic(weights):
+        return float(np.nanmean([_wls_slope(y[g], X[g], weights[g]) / _wsd(y[g], weights[g]) for g in groups]))
+
+    out = _word_bootstrap(data, statistic, n_resamples, level, seed)
+    return {**out, "cases": len(groups)}
+
+
+def asymmetry_interval(joined: pd.DataFrame, n_resamples: int = 500, level: float = 0.95, seed: int = 0,
+                       min_n: int = 5, frames: dict[str, str] | None = None) -> dict[str, float]:
+    """The paper's framing asymmetry as one number: over RMs and the prompts of ``frames`` (prompt ->
+    the valence sign it asks for; :data:`FRAME_MATCH`), the mean of |slope among words of the matching
+    sign| − |slope among words of the other sign| (z-scored scores on AFINN valence, as
+    :func:`valence_slopes`), with a bootstrap interval over words (stratified by RM). Positive: finer
+    discrimination where valence matches the frame."""
+    frames = FRAME_MATCH if frames is None else frames
+    data = joined[joined["prompt"].isin(frames)].reset_index(drop=True)
+    y, value = data["score"].to_numpy(float), data["value"].to_numpy(float)
+    cases = []
+    for (_rm, prompt), idx in data.groupby(["rm", "prompt"], sort=False).indices.items():
+        pos, neg = idx[value[idx] > 0], idx[value[idx] < 0]
+        if min(len(pos), len(neg)) >= min_n:
+            cases.append((idx, pos, neg, frames[prompt] == "positive"))
+    if not cases:
+        raise ValueError(f"no (RM, prompt) has {min_n} positive and {min_n} negative AFINN words")
+
+    def statistic(weights):
+        diffs = []
+        for idx, pos, neg, positive_frame in cases:
+            sd = _wsd(y[idx], weights[idx])  # z-score within the (RM, prompt), as valence_slopes does
+            s_pos, s_neg = (_wls_slope(y[g], value[g][:, None], weights[g]) / sd for g in (pos, neg))
+            match, other = (s_pos, s_neg) if positive_frame else (s_neg, s_pos)
+            diffs.append(abs(match) - abs(other))
+        return float(np.nanmean(diffs))
+
+    out = _word_bootstrap(data, statistic, n_resamples, level, seed)
+    return {**out, "cases": len(cases)}
+
+
+def findings(results: dict) -> list:
+    """Chapter 3's claims table as :class:`rewardscope.findings.Finding` rows, by the book's one rule.
+
+    ``results`` keys (each may be None where the run could not measure it):
+
+    - ``same_gold``: ``{"a", "b", "tau", "low", "high", "n"}``, :func:`tau_interval` of two RMs trained
+      on the same gold with different backbones; the claim holds when the interval lies below
+      ``agreement_null`` (default :data:`AGREEMENT_NULL`). ``same_gold_missing`` says why it is None.
+    - ``moments`` and ``full_moments``: :func:`score_moments` on the shared vocabulary and
+      :func:`vocabulary_moments` on each RM's whole vocabulary; "every RM positively skewed" holds
+      when the lowest skew interval lies above 0.
+    - ``asymmetry``: :func:`asymmetry_interval`; ``prompt_aware`` says whether any RM's gold rewards
+      following the prompt's frame. Without that the framing row is not a test: an RM cannot learn how
+      a frame should change a ranking from a gold that ignores it.
+    - ``frequency``: :func:`frequency_slope_interval`, holds when above 0.
+    """
+    from .findings import decide, not_a_test
+
+    rows = []
+    null = float(results.get("agreement_null", AGREEMENT_NULL))
+    paper_tau = f"τ {PAPER_TAU_RANGE[0]} to {PAPER_TAU_RANGE[1]} among ten general-preference RMs"
+    claim = "reward models meant to measure the same thing disagree"
+    same = results.get("same_gold")
+    if same is None:
+        rows.append(not_a_test(claim, paper_tau, "n/a", results.get("same_gold_missing")
+                               or "no two reward models of this run were trained on the same gold"))
+    else:
+        rows.append(decide(claim, paper_tau, same["tau"], same["low"], same["high"], null=null, unit="tokens",
+                           n=int(same["n"]), side="less", fmt="{:.2f}", what=f"τ({same['a']}, {same['b']})"))
+    paper_skew = f"10 of 10 positive ({PAPER_SKEW_RANGE[0]:.2f} to {PAPER_SKEW_RANGE[1]:.2f})"
+    for key, where in (("moments", "shared vocabulary"), ("full_moments", "each RM's whole vocabulary")):
+        moments = results.get(key)
+        claim = f"every RM's scores are positively skewed ({where})"
+        if moments is None or len(moments) == 0:
+            rows.append(not_a_test(claim, paper_skew, "n/a", f"no {where} moments in this run"))
+            continue
+        worst = moments["skew_low"].idxmin()
+        n = int(moments.loc[worst, "n"]) if "n" in moments.columns else int(results.get("n_shared", 1))
+        positive = int((moments["skew_low"] > 0).sum())
+        rows.append(decide(claim, paper_skew, moments.loc[worst, "skew"], moments.loc[worst, "skew_low"],
+                           moments.loc[worst, "skew_high"], null=0.0, unit="tokens", n=n, fmt="{:.2f}",
+                           what=f"{positive} of {len(moments)} above 0; lowest, {worst}:"))
+    claim = "finer discrimination where valence matches the prompt's frame"
+    paper_asym = "matching − opposite |slope|: " + ", ".join(
+        f"{p} {abs(v[0 if FRAME_MATCH[p] == 'positive' else 1]) - abs(v[1 if FRAME_MATCH[p] == 'positive' else 0]):+.2f}"
+        for p, v in PAPER_VALENCE_SLOPES.items()) + " (raw units, Fig. 3C)"
+    asym = results.get("asymmetry")
+    if not results.get("prompt_aware", False):
+        here = "n/a" if asym is None else f"{asym['estimate']:+.3f} [{asym['low']:+.3f}, {asym['high']:+.3f}]"
+        rows.append(not_a_test(claim, paper_asym, here, "no reward model of this run was trained on a gold that "
+                               "rewards following the prompt's frame, so none can learn how a frame should change "
+                               "a ranking",
+                               unit="AFINN words", n=0 if asym is None else int(asym["n"])))
+    elif asym is None:
+        rows.append(not_a_test(claim, paper_asym, "n/a", "too few AFINN words of both signs in these vocabularies"))
+    else:
+        rows.append(decide(claim, paper_asym, asym["estimate"], asym["low"], asym["high"], null=0.0,
+                           unit="AFINN words", n=int(asym["n"]), fmt="{:+.3f}", what="mean difference"))
+    claim = "frequent words score higher, valence held fixed"
+    paper_freq = " / ".join(f"{v:+.2f}" for v in PAPER_FREQUENCY_SLOPES.values()) + " (best / greatest / worst, raw)"
+    freq = results.get("frequency")
+    if freq is None:
+        rows.append(not_a_test(claim, paper_freq, "n/a", "too few AFINN words with a known frequency"))
+    else:
+        rows.append(decide(claim, paper_freq, freq["estimate"], freq["low"], freq["high"], null=0.0,
+                           unit="AFINN words", n=int(freq["n"]), fmt="{:+.3f}", what="mean z-slope"))
+    return rows
