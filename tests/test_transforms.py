@@ -3,19 +3,27 @@
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 from scipy.stats import norm
 
-from rewardscope.bon import best_of_n, bon_kl, expected_best_of_n
+from rewardscope.bon import best_of_n, bon_kl, compare_at_kl, exact_tilt, expected_best_of_n, tilt_betas, value_at_kl
 from rewardscope.rewards import load_reward_model
 from rewardscope.transforms import (
     AggregateReward,
     aggregate,
+    calibrate_temperature,
+    exceedance,
+    good,
     good_on_all,
     log_sigmoid_transform,
     reference_reward,
     refusal_reference,
+    seed_interval,
+    win_on_both,
 )
+from rewardscope.transforms import findings as transforms_findings
 
 
 def naive_log_sigmoid(d):
@@ -55,11 +63,13 @@ def test_log_sigmoid_rejects_non_finite_or_non_numeric(bad):
         log_sigmoid_transform(bad, 0.0)
 
 
-def test_reference_reward_empirical_and_normal_match_numpy_scipy():
+def test_reference_reward_linear_weibull_and_normal_match_numpy_scipy():
     rng = np.random.default_rng(1)
     base = rng.normal(size=(7, 16))
     expected = np.array([np.quantile(row, 0.85) for row in base])
-    np.testing.assert_allclose(reference_reward(base), expected)
+    np.testing.assert_allclose(reference_reward(base, method="linear"), expected)
+    weibull = np.array([np.quantile(row, 0.85, method="weibull") for row in base])
+    np.testing.assert_allclose(reference_reward(base, method="weibull"), weibull)
     normal = np.array([row.mean() + norm.ppf(0.7) * row.std(ddof=1) for row in base])
     np.testing.assert_allclose(reference_reward(base, 0.7, method="normal"), normal)
     assert reference_reward(base, 0.85, "normal")[0] == pytest.approx(base[0].mean() + 1.0364 * base[0].std(ddof=1), abs=1e-4)
@@ -71,6 +81,8 @@ def test_reference_reward_empirical_and_normal_match_numpy_scipy():
     ({"base_rewards": np.ones((2, 3)), "quantile": 1.0}, "quantile"),
     ({"base_rewards": np.ones((2, 3)), "quantile": True}, "quantile"),
     ({"base_rewards": np.ones((2, 3)), "method": "median"}, "method"),
+    ({"base_rewards": np.ones((2, 4))}, "at least 6 samples per prompt"),  # 0.85 needs k >= 5.67
+    ({"base_rewards": np.ones((2, 8)), "quantile": 0.05}, "at least 19 samples per prompt"),
     ({"base_rewards": np.ones((2, 1)), "method": "normal"}, "2 samples"),
     ({"base_rewards": np.array([[1.0, np.nan]])}, "non-finite"),
 ])
@@ -245,3 +257,199 @@ def test_refusal_reference_scores_the_refusal():
     np.testing.assert_allclose(refs, vader.score(["Help me?"], ["I'm sorry, but I can't help with that."])[0])
     with pytest.raises(ValueError, match="non-empty"):
         refusal_reference(vader, ["Hi"], refusal="  ")
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14: a reference exceeded with probability 1 − q, gold-judged AND, matched KL, calibration, findings
+
+
+@pytest.mark.parametrize("dist", [stats.norm(), stats.expon(), stats.lognorm(1.0)], ids=["normal", "exponential",
+                                                                                        "lognormal"])
+def test_a_fresh_base_sample_exceeds_the_reference_with_probability_one_minus_q(dist):
+    rng = np.random.default_rng(6)
+    k, q, prompts = 8, 0.85, 40_000
+    base = dist.rvs(size=(prompts, k), random_state=rng)
+    exceed = dist.sf(reference_reward(base, q))  # exact P(fresh sample > r_ref) for each prompt
+    tolerance = 4 * exceed.std() / np.sqrt(prompts)
+    assert abs(exceed.mean() - (1 - q)) < tolerance  # unbiased, whatever the distribution
+    linear = dist.sf(reference_reward(base, q, method="linear")).mean()
+    assert abs(linear - (1 - q)) > 10 * tolerance and linear == pytest.approx(1 - (7 * q + 1) / 9, abs=0.005)  # 22.8 %
+    # with (k + 1)·q an integer the reference is a plain order statistic: no draw, and Weibull agrees
+    base19 = dist.rvs(size=(prompts, 19), random_state=rng)
+    np.testing.assert_array_equal(reference_reward(base19, q), np.sort(base19, axis=1)[:, 16])
+    np.testing.assert_allclose(reference_reward(base19, q, method="weibull"), reference_reward(base19, q))
+    assert abs(dist.sf(reference_reward(base19, q)).mean() - (1 - q)) < tolerance
+
+
+def test_unbiased_reference_is_seeded_and_scale_equivariant():
+    base = np.random.default_rng(7).normal(size=(50, 8))
+    np.testing.assert_array_equal(reference_reward(base, seed=3), reference_reward(base, seed=3))
+    np.testing.assert_allclose(reference_reward(2.5 * base - 1, seed=3), 2.5 * reference_reward(base, seed=3) - 1)
+
+
+def test_exceedance_counts_held_out_samples_above_the_reference():
+    np.testing.assert_allclose(exceedance(np.array([0.0, 1.0]), np.array([[1.0, -1.0, 0.0, 2.0], [0.0, 0.5, 1.0, 3.0]])),
+                               [0.625, 0.375])
+    with pytest.raises(ValueError, match="n_prompts"):
+        exceedance(np.zeros(3), np.zeros((2, 4)))
+
+
+def test_win_on_both_matches_a_plain_loop():
+    rng = np.random.default_rng(8)
+    scores = {"a": rng.integers(0, 3, (3, 5)).astype(float), "b": rng.normal(size=(3, 5))}
+    base = {"a": rng.integers(0, 3, (3, 4)).astype(float), "b": rng.normal(size=(3, 4))}
+    expected = np.zeros((3, 5))
+    for p in range(3):
+        for i in range(5):
+            for j in range(4):
+                win = [1.0 if scores[n][p, i] > base[n][p, j] else 0.5 if scores[n][p, i] == base[n][p, j] else 0.0
+                       for n in ("a", "b")]
+                expected[p, i] += win[0] * win[1] / 4
+    np.testing.assert_allclose(win_on_both(scores, base), expected)
+    # great on one property and bad on the other never wins on both; good on both always does
+    s = {"a": np.array([[9.0, 1.0]]), "b": np.array([[-9.0, 1.0]])}
+    np.testing.assert_allclose(win_on_both(s, {"a": np.zeros((1, 3)), "b": np.zeros((1, 3))}), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="same properties"):
+        win_on_both({"a": np.ones((1, 2))}, {"b": np.ones((1, 2))})
+
+
+def test_good_moved_from_the_notebook():
+    flags = good({"a": np.array([[0.0, 2.0]])}, {"a": np.array([1.0])})
+    assert flags["a"].tolist() == [[False, True]]
+    with pytest.raises(ValueError, match="need a reference"):
+        good({"a": np.ones((1, 2))}, {})
+
+
+def test_calibrate_temperature_recovers_a_planted_bradley_terry_temperature():
+    rng = np.random.default_rng(9)
+    for temperature in (0.5, 2.5):
+        a, b = rng.normal(0, 3, (2, 20_000))
+        first = rng.random(20_000) < 1 / (1 + np.exp(-(a - b) / temperature))  # BT labels at this temperature
+        chosen, rejected = np.where(first, a, b), np.where(first, b, a)
+        assert calibrate_temperature(chosen, rejected) == pytest.approx(temperature, rel=0.06)
+        assert calibrate_temperature(4 * chosen, 4 * rejected) == pytest.approx(4 * temperature, rel=0.06)
+    with pytest.raises(ValueError, match="every pair correctly"):
+        calibrate_temperature([1.0, 2.0], [0.0, 0.0])
+
+
+def test_aggregate_reward_divides_by_the_temperatures():
+    vader = load_reward_model("vader-compound")
+    prompts, responses = ["Hi", "Hi"], ["I love it.", "I hate it."]
+    refs = {"v": {"Hi": 0.1}}
+    v = vader.score(prompts, responses)
+    rm = AggregateReward({"v": vader}, refs, temperatures={"v": 0.25})
+    np.testing.assert_allclose(rm.score(prompts, responses), naive_log_sigmoid(v / 0.25 - 0.1))
+    with pytest.raises(ValueError, match="temperatures must be finite"):
+        AggregateReward({"v": vader}, refs, temperatures={"v": 0.0})
+    with pytest.raises(ValueError, match="not rewards"):
+        AggregateReward({"v": vader}, refs, temperatures={"w": 1.0})
+
+
+def test_exact_tilt_on_two_samples_matches_the_closed_form():
+    delta, betas = 2.0, np.array([0.5, 1.0, 4.0])
+    out = exact_tilt(np.array([[0.0, delta]]), {"value": np.array([[0.0, 1.0]])}, betas)
+    w2 = 1 / (1 + np.exp(-delta / betas))  # w ∝ exp(u/β): the upper sample's weight is σ(Δ/β)
+    w1 = 1 - w2
+    np.testing.assert_allclose(out["value"][:, 0], w2)
+    np.testing.assert_allclose(out["kl"][:, 0], w1 * np.log(2 * w1) + w2 * np.log(2 * w2))
+
+
+def test_exact_tilt_is_the_kl_regularised_optimum_by_brute_force():
+    rng = np.random.default_rng(10)
+    u, beta = rng.normal(size=(1, 4)), 0.7
+    out = exact_tilt(u, {"u": u}, [beta])
+    best = out["u"][0, 0] - beta * out["kl"][0, 0]
+    for w in rng.dirichlet(np.ones(4), 20_000):  # no distribution on the samples does better
+        assert w @ u[0] - beta * np.sum(w * np.log(4 * w)) <= best + 1e-12
+    grid = tilt_betas(u)
+    kl = exact_tilt(u, {}, grid)["kl"][:, 0]
+    assert kl[0] < 1e-3 and kl[-1] > np.log(4) - 1e-3 and np.all(np.diff(kl) >= -1e-12)
+
+
+def test_compare_at_kl_matches_arms_at_equal_kl_not_per_nat():
+    # Arm b moves less (smaller KL at every β) but is worse at equal KL: a gain-per-nat ratio favours b.
+    rng = np.random.default_rng(11)
+    u = rng.normal(size=(30, 16))
+    value = u.copy()
+    a = exact_tilt(u, {"v": value}, tilt_betas(u))
+    b = exact_tilt(0.5 * u + 0.5 * rng.normal(size=u.shape), {"v": value}, tilt_betas(u))
+    est, low, high = compare_at_kl(a["kl"], a["v"], b["kl"], b["v"], 1.0, n_resamples=300)
+    assert low > 0 and low <= est <= high
+
+    def per_nat(arm, i):  # the old rule: mean gain over 0.5 / max(KL, 0.05), one point of each arm
+        return (arm["v"][i].mean() - value.mean()) / max(arm["kl"][i].mean(), 0.05)
+
+    assert b["kl"][30].mean() < a["kl"][40].mean() and per_nat(b, 30) > per_nat(a, 40)  # it prefers b, wrongly
+    same = compare_at_kl(a["kl"], a["v"], a["kl"], a["v"], 1.0, n_resamples=50)
+    assert same == (0.0, 0.0, 0.0)
+    assert value_at_kl(a["kl"], a["v"], 1.0) == pytest.approx(est + value_at_kl(b["kl"], b["v"], 1.0))
+    with pytest.raises(ValueError, match="outside the range"):
+        compare_at_kl(a["kl"], a["v"], b["kl"], b["v"], 99.0)
+
+
+def planted_results(**changes):
+    results = {"same_pick": 1.0, "n_prompts": 24, "target_kl": 1.0, "n_best_of": 64,
+               "matched_kl": (0.04, 0.01, 0.07), "hardest_quarter": (0.02, -0.03, 0.06),
+               "and_bon": (0.05, 0.02, 0.09), "and_tilt": (-0.01, -0.04, 0.02),
+               "rl_win": [0.02, -0.01], "rl_and": [0.03, 0.05, 0.04]}
+    return {**results, **changes}
+
+
+def test_findings_decides_every_row_by_the_interval_and_never_counts_by_construction_rows():
+    from rewardscope.findings import summary, table
+
+    rows = transforms_findings(planted_results())
+    frame = table(rows).set_index("claim")
+    verdicts = [r.verdict for r in rows]
+    # same pick: by construction; hardest quarter and AND-at-KL: interval includes 0; RL win: 2 seeds only
+    assert verdicts == ["not a test here", "holds", "does not hold", "holds", "does not hold", "not a test here",
+                        "holds"]
+    assert summary(rows) == (3, 5)
+    assert set(frame["unit"]) == {"prompts", "seeds"} and frame["n"].iloc[1] == 24
+    assert all(r.n == 3 for r in rows[-1:]) and "seeds" in rows[-1].rule
+    # the old rule (a point estimate above the other arm's) would have counted the hardest-quarter row
+    assert rows[2].holds is False and planted_results()["hardest_quarter"][0] > 0
+    with pytest.raises(ValueError, match="missing"):
+        transforms_findings({"same_pick": 1.0})
+
+
+def test_seed_interval_is_a_t_interval():
+    est, low, high = seed_interval([1.0, 2.0, 3.0])
+    assert est == 2.0 and high - est == pytest.approx(stats.t.ppf(0.975, 2) / np.sqrt(3))
+
+
+def test_heldout_pairs_of_a_lab_rm_come_from_its_own_gold_and_split(monkeypatch):
+    from rewardscope import lab
+
+    calls = []
+
+    def fake_pairs(scale, gold, margin):
+        calls.append((scale.name, gold, margin))
+        return pd.DataFrame({"split": ["train", "validation", "test"], "prompt": ["p"] * 3, "chosen": list("abc"),
+                             "rejected": list("xyz")})
+
+    monkeypatch.setattr(lab, "preference_pairs", fake_pairs)
+    assert lab.heldout_pairs("sentiment-minilm")["chosen"].tolist() == ["b"]
+    assert lab.heldout_pairs("helpful-minilm-smoke", split="test")["chosen"].tolist() == ["c"]
+    assert calls == [("default", "vader-compound", 0.3), ("smoke", "helpfulness", 0.0)]  # the RM's own training pairs
+    assert lab.heldout_pairs("OpenAssistant/reward-model-deberta-v3-large-v2") is None
+    with pytest.raises(ValueError, match="split must be"):
+        lab.heldout_pairs("sentiment-minilm", split="train")
+
+
+def test_and_table_judges_by_the_gold_win_on_both_and_matches_a_direct_computation():
+    from rewardscope.transforms import AND_JUDGES, and_selectors, and_table
+
+    rng = np.random.default_rng(12)
+    rm = {"a": rng.normal(size=(6, 8)), "b": rng.normal(size=(6, 8))}
+    gold = {k: v + rng.normal(0, 0.3, v.shape) for k, v in rm.items()}
+    base = {k: rng.normal(size=(6, 5)) for k in rm}
+    rm_ref, gold_ref = {k: reference_reward(v[:, :5], 0.5) for k, v in rm.items()}, {k: np.zeros(6) for k in rm}
+    frame = and_table(rm, rm_ref, gold, base, gold_ref, [1.0], [1, 8], n_resamples=50)
+    assert set(frame["judge"]) == set(AND_JUDGES) and set(frame["method"]) == {"transformed sum", "raw, w = 1"}
+    pick = best_of_n(and_selectors(rm, rm_ref, [1.0])["transformed sum"])
+    win = win_on_both(gold, base)[np.arange(6), pick].mean()
+    row = frame[(frame["method"] == "transformed sum") & (frame["n"] == 8) & (frame["judge"] == AND_JUDGES[0])]
+    assert row["share"].item() == pytest.approx(win)
+    n1 = frame[frame["n"] == 1].groupby("judge")["share"].nunique()
+    assert (n1 == 1).all()  # at n = 1 every selector is the base policy

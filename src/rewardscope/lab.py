@@ -292,6 +292,23 @@ def heldout_correct(recipe: str, scale: str = "default") -> np.ndarray:
     return rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
 
 
+def heldout_pairs(name: str, split: str = "validation") -> pd.DataFrame | None:
+    """The held-out preference pairs (prompt, chosen, rejected) of a lab reward model given by its zoo name.
+
+    ``split`` is "validation" (used only to pick the training epoch) or "test". None when the lab did not build
+    ``name`` (a hub or user model): then there are no held-out pairs to calibrate it on.
+    """
+    if split not in ("validation", "test"):
+        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    for scale in SCALES.values():
+        for recipe in RM_RECIPES.values():
+            if _rm_name(recipe.name, scale) == name:
+                gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
+                pairs = preference_pairs(scale, gold, margin)
+                return pairs[pairs["split"] == split].reset_index(drop=True)
+    return None
+
+
 def training_log(name: str) -> pd.DataFrame:
     """The per-step log saved beside a lab model (train_log.csv for RMs, rl_log.csv for policies)."""
     from .zoo import resolve

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .rewards import RewardModel, check_pairs
 
@@ -63,11 +64,32 @@ def log_sigmoid_transform(r, r_ref):
     return _log_sigmoid(r - r_ref)
 
 
-def reference_reward(base_rewards, quantile: float = 0.85, method: str = "empirical") -> np.ndarray:
-    """r_ref(x) per prompt from the rewards of base-policy samples, shape [n_prompts, n_samples] -> [n_prompts].
+REFERENCE_METHODS = ("unbiased", "weibull", "linear", "normal")
 
-    ``method="empirical"``: numpy's quantile (linear interpolation, its default). ``method="normal"``: a normal
-    fitted per prompt, μ + Φ⁻¹(q)·σ with the sample standard deviation (ddof 1), as in the PAR re-implementation.
+
+def reference_reward(base_rewards, quantile: float = 0.85, method: str = "unbiased", seed: int = 0) -> np.ndarray:
+    """r_ref(x) per prompt from the rewards of base-policy samples, shape [n_prompts, k] -> [n_prompts].
+
+    What a reference must do: a fresh answer of the base policy beats it with probability 1 − q. For k samples
+    with order statistics X₍₁₎ ≤ … ≤ X₍ₖ₎ of a continuous reward distribution F, F(X₍ⱼ₎) ~ Beta(j, k + 1 − j),
+    so a fresh sample exceeds X₍ⱼ₎ with probability exactly 1 − j/(k + 1), whatever F is. Let h = (k + 1)·q.
+
+    ``method="unbiased"`` (the default): X₍ₕ₎ when h is an integer; otherwise X₍⌊h⌋₎ or X₍⌊h⌋₊₁₎, the upper one
+    with probability h − ⌊h⌋ (drawn per prompt from ``seed``). The expected exceedance is then
+    1 − (⌊h⌋ + h − ⌊h⌋)/(k + 1) = 1 − q exactly, for any continuous F and any k with 1 ≤ h ≤ k, i.e.
+    1/(k + 1) ≤ q ≤ k/(k + 1). Choose k with (k + 1)·q an integer (k = 19 for q = 0.5, 0.85 and 0.95) and nothing
+    is drawn: the reference is a plain order statistic.
+
+    ``method="weibull"``: numpy's Weibull plotting position, linear interpolation between X₍⌊h⌋₎ and X₍⌊h⌋₊₁₎.
+    Equal to "unbiased" when h is an integer; otherwise exact only for a uniform F. Value-space interpolation in a
+    thinning upper tail sets the reference too high: at k = 8, q = 0.85 a fresh sample exceeds it 13.9 % of the
+    time for a normal F and 13.5 % for an exponential one (simulated), instead of 15 %.
+
+    ``method="linear"``: numpy's default (h = (k − 1)·q + 1), the old behaviour; it is exceeded with probability
+    1 − ((k − 1)q + 1)/(k + 1), 22.8 % at k = 8, q = 0.85, whatever F is (25 % of its own samples).
+
+    ``method="normal"``: a normal fitted per prompt, μ + Φ⁻¹(q)·σ with the sample standard deviation (ddof 1),
+    as in the PAR re-implementation; its exceedance depends on F.
     """
     from scipy.stats import norm
 
@@ -76,13 +98,38 @@ def reference_reward(base_rewards, quantile: float = 0.85, method: str = "empiri
         raise ValueError(f"base_rewards must be 2-D [n_prompts, n_samples] and non-empty, got shape {rewards.shape}")
     if isinstance(quantile, bool) or not isinstance(quantile, int | float | np.floating) or not 0 < quantile < 1:
         raise ValueError(f"quantile must be a number in (0, 1), got {quantile!r}")
-    if method == "empirical":
-        return np.quantile(rewards, quantile, axis=1)
+    k = rewards.shape[1]
+    if method == "unbiased":
+        h = (k + 1) * float(quantile)
+        j = int(np.floor(h + 1e-9))  # 1-based; (k + 1)·q computed in floating point: 20 · 0.85 = 17.000000000000004
+        frac = h - j if h - j > 1e-9 else 0.0
+        if j < 1 or j + (frac > 0) > k:
+            need = int(np.ceil(max(quantile, 1 - quantile) / (1 - max(quantile, 1 - quantile)) - 1e-9))
+            raise ValueError(f"method='unbiased' needs 1/(k + 1) <= quantile <= k/(k + 1); quantile {quantile} with "
+                             f"k = {k} samples per prompt is outside it: use at least {need} samples per prompt")
+        ordered = np.sort(rewards, axis=1)
+        upper = np.random.default_rng(seed).random(len(rewards)) < frac if frac else np.zeros(len(rewards), bool)
+        return ordered[np.arange(len(rewards)), j - 1 + upper.astype(int)]
+    if method in ("weibull", "linear"):
+        return np.quantile(rewards, quantile, axis=1, method=method)
     if method == "normal":
         if rewards.shape[1] < 2:
             raise ValueError("method='normal' needs at least 2 samples per prompt to estimate σ")
         return rewards.mean(axis=1) + norm.ppf(quantile) * rewards.std(axis=1, ddof=1)
-    raise ValueError(f"method must be 'empirical' or 'normal', got {method!r}")
+    raise ValueError(f"method must be one of {', '.join(map(repr, REFERENCE_METHODS))}, got {method!r}")
+
+
+def exceedance(reference, samples) -> np.ndarray:
+    """Per prompt, the share of ``samples`` [n_prompts, m] above ``reference`` [n_prompts] (ties count ½).
+
+    Measure it on base samples that did not build the reference: on its own samples a reference is biased.
+    """
+    reference, samples = _finite("reference", reference), _finite("samples", samples)
+    if samples.ndim != 2 or reference.shape != samples.shape[:1] or 0 in samples.shape:
+        raise ValueError(f"reference must be [n_prompts] and samples [n_prompts, m], got {reference.shape} and "
+                         f"{samples.shape}")
+    above, tied = samples > reference[:, None], samples == reference[:, None]
+    return above.mean(axis=1) + 0.5 * tied.mean(axis=1)
 
 
 def refusal_reference(rm: RewardModel, prompts: Sequence[str], refusal: str = REFUSAL) -> np.ndarray:
@@ -157,18 +204,137 @@ def good_on_all(rewards: Mapping[str, np.ndarray], references: Mapping[str, np.n
     return np.logical_and.reduce(good)
 
 
+def good(scores: Mapping[str, np.ndarray], references: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per property, whether each response beats its prompt's reference: scores [n_prompts, n], references [n_prompts]."""
+    if not scores or not set(scores) <= set(references):
+        raise ValueError(f"need a reference for every score; scores {sorted(scores)}, references {sorted(references)}")
+    out = {}
+    for name, values in scores.items():
+        values, ref = _finite(f"scores[{name!r}]", values), _finite(f"references[{name!r}]", references[name])
+        if values.ndim != 2 or ref.shape != values.shape[:1]:
+            raise ValueError(f"scores[{name!r}] must be [n_prompts, n] and references[{name!r}] [n_prompts], got "
+                             f"{values.shape} and {ref.shape}")
+        out[name] = values > ref[:, None]
+    return out
+
+
+def win_on_both(scores: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per response, P(it beats a random base answer to its prompt on every property), judged by ``scores``.
+
+    ``scores[name]`` [n_prompts, n] scores the responses judged and ``base[name]`` [n_prompts, m] the base
+    policy's answers to the same prompts, by the same judge (the gold, never the reward model a selector
+    optimised). A response wins on a property against one base answer when it scores higher (a tie counts ½);
+    it wins on all when it wins on each against the *same* base answer. Returns [n_prompts, n]: the average over
+    the m base answers, so ``expected_best_of_n(utility, win_on_both(...), n)`` is the best-of-n win rate.
+    """
+    if not scores or set(scores) != set(base):
+        raise ValueError(f"scores and base must name the same properties, got {sorted(scores)} and {sorted(base)}")
+    total = None
+    for name in scores:
+        s, b = _finite(f"scores[{name!r}]", scores[name]), _finite(f"base[{name!r}]", base[name])
+        if s.ndim != 2 or b.ndim != 2 or s.shape[0] != b.shape[0] or 0 in s.shape + b.shape:
+            raise ValueError(f"scores[{name!r}] and base[{name!r}] must be [n_prompts, n] and [n_prompts, m], got "
+                             f"{s.shape} and {b.shape}")
+        diff = s[:, :, None] - b[:, None, :]
+        win = (diff > 0) + 0.5 * (diff == 0)
+        total = win if total is None else total * win
+        if total.shape != win.shape:
+            raise ValueError("every property must score the same responses and the same base answers")
+    return total.mean(axis=2)
+
+
+def calibrate_temperature(chosen, rejected, bounds: tuple[float, float] = (1e-3, 1e3)) -> float:
+    """The Bradley–Terry temperature T of a reward model from held-out preference pairs (one-parameter logistic fit).
+
+    Maximises Σ log σ((r_chosen − r_rejected)/T) over T, so that σ((r_a − r_b)/T) is the probability that a
+    is preferred: the calibration the transform log σ(r − r_ref) assumes. Divide the RM's scores by T before
+    transforming. ``chosen`` and ``rejected`` are the RM's scores of each pair's preferred and dispreferred
+    response (the labels may be noisy: that is what the fit measures). Refuses pairs the RM separates
+    perfectly (T → 0) or that carry no signal (T → ∞), instead of returning a bound.
+    """
+    from scipy.optimize import minimize_scalar
+
+    chosen, rejected = _finite("chosen", chosen), _finite("rejected", rejected)
+    if chosen.ndim != 1 or chosen.shape != rejected.shape or len(chosen) < 2:
+        raise ValueError(f"chosen and rejected must be 1-D with one score per pair (at least 2 pairs), got "
+                         f"{chosen.shape} and {rejected.shape}")
+    d = chosen - rejected
+    if not np.any(d < 0):
+        raise ValueError("the reward model orders every pair correctly: its temperature is not identified (T -> 0)")
+    if not np.any(d > 0):
+        raise ValueError("the reward model orders no pair correctly: its temperature is not identified")
+    lo, hi = bounds
+    fit = minimize_scalar(lambda log_a: -float(np.sum(_log_sigmoid(np.exp(log_a) * d))),
+                          bounds=(-np.log(hi), -np.log(lo)), method="bounded", options={"xatol": 1e-10})
+    temperature = float(np.exp(-fit.x))
+    if not lo * 1.001 < temperature < hi / 1.001:
+        raise ValueError(f"the fitted temperature {temperature:.3g} is at a bound of {bounds}: the pairs do not identify it "
+                         "(is the RM's accuracy on them at or below chance?)")
+    return temperature
+
+
+AND_JUDGES = ("gold: wins on both vs a base answer", "gold: above both references", "RM: above both references")
+
+
+def and_selectors(rm_scores: Mapping[str, np.ndarray], rm_references: Mapping[str, np.ndarray],
+                  raw_weights: Sequence[float]) -> dict[str, np.ndarray]:
+    """The utilities that choose among the samples: "transformed sum" and "raw, w = …" (first + w · second).
+
+    ``rm_scores`` maps the two properties (in order) to [n_prompts, N] reward-model scores, ``rm_references`` to
+    [n_prompts] references in the same units.
+    """
+    if len(rm_scores) != 2:
+        raise ValueError(f"the AND compares two properties, got {sorted(rm_scores)}")
+    first, second = rm_scores
+    selectors = {"transformed sum": aggregate(rm_scores, {k: np.asarray(rm_references[k])[:, None] for k in rm_scores})}
+    for w in raw_weights:
+        selectors[f"raw, w = {w:g}"] = aggregate(rm_scores, method="raw", weights={first: 1.0, second: float(w)})
+    return selectors
+
+
+def and_table(rm_scores: Mapping[str, np.ndarray], rm_references: Mapping[str, np.ndarray],
+              gold_scores: Mapping[str, np.ndarray], gold_base: Mapping[str, np.ndarray],
+              gold_references: Mapping[str, np.ndarray], raw_weights: Sequence[float], ns: Sequence[int],
+              n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Best-of-n with two rewards: how often the chosen answer is good on both properties, per selector and n.
+
+    Three judges, each a column "judge" in the result: the golds' win on both properties against a random base
+    answer (:func:`win_on_both`, the decisive one); the golds above both of their own references; and the
+    reward models above both of theirs, which is circular (the transformed sum targets exactly those references)
+    and shown only for contrast. Each row: method, n, KL (nats), judge, share, low, high (95 % bootstrap over
+    prompts). ``gold_base`` holds the golds' scores of base answers that are not the N samples.
+    """
+    from .bon import bon_kl, expected_best_of_n
+    from .stats import bootstrap_ci
+
+    judged = {AND_JUDGES[0]: win_on_both(gold_scores, gold_base),
+              AND_JUDGES[1]: np.logical_and.reduce(list(good(gold_scores, gold_references).values())).astype(float),
+              AND_JUDGES[2]: np.logical_and.reduce(list(good(rm_scores, rm_references).values())).astype(float)}
+    rows = []
+    for method, utility in and_selectors(rm_scores, rm_references, raw_weights).items():
+        for n in ns:
+            for judge, value in judged.items():
+                est, lo, hi = bootstrap_ci(expected_best_of_n(utility, value, int(n)), n_resamples=n_resamples, seed=seed)
+                rows.append({"method": method, "n": int(n), "KL (nats)": bon_kl(int(n)), "judge": judge, "share": est,
+                             "low": lo, "high": hi})
+    return pd.DataFrame(rows)
+
+
 class AggregateReward(RewardModel):
     """Reward models combined into one reward, for the RL trainer or best-of-n.
 
     ``references`` maps each reward's name to {prompt: r_ref}; a prompt without a reference is an error, since
     the transform is meaningless without one. With one reward and ``method="transformed"`` this is the
-    paper's single-reward utility log σ(r − r_ref(x)).
+    paper's single-reward utility log σ(r − r_ref(x)). ``temperatures`` (name -> T, from
+    :func:`calibrate_temperature`) divides each reward model's score by T before aggregating, so references
+    must then be in those calibrated units.
     """
 
     kind = "aggregate"
 
     def __init__(self, rewards: Mapping[str, RewardModel], references: Mapping[str, Mapping[str, float]] | None = None,
-                 method: str = "transformed", weights: Mapping[str, float] | None = None, name: str | None = None):
+                 method: str = "transformed", weights: Mapping[str, float] | None = None, name: str | None = None,
+                 temperatures: Mapping[str, float] | None = None):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
         if not rewards or not all(isinstance(rm, RewardModel) for rm in rewards.values()):
@@ -178,6 +344,12 @@ class AggregateReward(RewardModel):
         super().__init__(name or f"{method}({'+'.join(rewards)})")
         self.rewards, self.method, self.weights = dict(rewards), method, weights
         self.references = {n: dict(references[n]) for n in rewards} if references is not None else None
+        temperatures = {} if temperatures is None else dict(temperatures)
+        if unknown := sorted(set(temperatures) - set(rewards)):
+            raise ValueError(f"temperatures names {unknown} that are not rewards; rewards: {sorted(rewards)}")
+        self.temperatures = {n: float(temperatures.get(n, 1.0)) for n in rewards}
+        if bad := [n for n, t in self.temperatures.items() if not (np.isfinite(t) and t > 0)]:
+            raise ValueError(f"temperatures must be finite and > 0, got {bad[0]!r}: {self.temperatures[bad[0]]}")
 
     def reference_of(self, prompts: Sequence[str]) -> dict[str, np.ndarray]:
         if self.references is None:
@@ -194,4 +366,77 @@ class AggregateReward(RewardModel):
 
     def _score(self, prompts, responses, batch_size, progress):
         references = self.reference_of(prompts) if self.method == "transformed" else None
-        return aggregate(self.components(prompts, responses), references, self.method, self.weights)
+        scores = {n: r / self.temperatures[n] for n, r in self.components(prompts, responses).items()}
+        return aggregate(scores, references, self.method, self.weights)
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims table: one rule (findings.decide), the paper's claims as named constants
+
+PAPER_SAME_PICK = "implied: log σ is increasing, so one reward's best-of-n pick is unchanged"
+PAPER_MATCHED_KL = "higher win rate against the SFT policy at matched KL (figures; numbers not obtained)"
+PAPER_UNDERFITTING = "the transform lifts poorly served prompts (qualitative)"
+PAPER_AND = "the transformed sum beats the raw sum on 'helpful and harmless' (qualitative)"
+NULL_DIFFERENCE = 0.0  # every comparison here is transformed − raw; the claim is that it is above 0
+MIN_SEEDS = 3  # an interval over RL seeds needs at least this many
+
+
+def seed_interval(differences, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the t interval of per-seed differences (RL arms paired by seed)."""
+    from scipy.stats import t
+
+    d = _finite("differences", differences).ravel()
+    if len(d) < 2:
+        raise ValueError(f"an interval over seeds needs at least 2 seeds, got {len(d)}")
+    half = t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+FINDINGS_KEYS = ("same_pick", "n_prompts", "target_kl", "n_best_of", "matched_kl", "hardest_quarter", "and_bon",
+                 "and_tilt", "rl_win", "rl_and")
+
+
+def findings(results: Mapping) -> list:
+    """Chapter 5's claims table, every tested row decided by :func:`rewardscope.findings.decide`.
+
+    ``results`` holds: ``same_pick`` (share of prompts where the raw and the transformed single reward pick the
+    same best-of-n answer), ``n_prompts`` (held-out prompts), ``target_kl`` (nats), ``n_best_of`` (N), and
+    (estimate, low, high) over prompts of transformed − raw for ``matched_kl`` (gold win rate of the exact
+    KL-regularised optimum at ``target_kl``), ``hardest_quarter`` (proxy gain on the hardest quarter of
+    prompts, same tilt and KL), ``and_bon`` (gold-judged win on both properties against a random base answer,
+    best-of-N, against the best raw weight) and ``and_tilt`` (the same at ``target_kl``, against the raw sum);
+    ``rl_win`` and ``rl_and``: per-seed differences of the RL arms (gold win rate; win on both). Rows that
+    cannot fail are :func:`~rewardscope.findings.not_a_test`, and so are the RL rows with fewer than
+    :data:`MIN_SEEDS` seeds.
+    """
+    from .findings import decide, not_a_test
+
+    if not isinstance(results, Mapping) or (missing := [k for k in FINDINGS_KEYS if k not in results]):
+        raise ValueError(f"results must be a dict with keys {', '.join(FINDINGS_KEYS)}; missing "
+                         f"{missing if isinstance(results, Mapping) else list(FINDINGS_KEYS)}")
+    n, kl, big_n = int(results["n_prompts"]), float(results["target_kl"]), int(results["n_best_of"])
+    rows = [not_a_test("one reward: the transform cannot change a best-of-n pick", PAPER_SAME_PICK,
+                       f"same pick on {results['same_pick']:.0%} of prompts",
+                       "log σ(r − r_ref(x)) is increasing in r within a prompt", unit="prompts", n=n)]
+    for key, claim, paper, what in (
+            ("matched_kl", f"better gold win rate at matched KL ({kl:g} nats, exact KL-regularised optimum)",
+             PAPER_MATCHED_KL, "Δ win rate"),
+            ("hardest_quarter", f"bigger proxy gain on the hardest quarter of prompts (same optimum, {kl:g} nats)",
+             PAPER_UNDERFITTING, "Δ gain"),
+            ("and_bon", f"transformed sum wins on both properties more (gold-judged, best-of-{big_n}, vs best raw weight)",
+             PAPER_AND, "Δ win on both"),
+            ("and_tilt", f"... and at matched KL ({kl:g} nats, exact optimum, vs the raw sum)", PAPER_AND,
+             "Δ win on both")):
+        est, low, high = (float(v) for v in results[key])
+        rows.append(decide(claim, paper, est, low, high, null=NULL_DIFFERENCE, unit="prompts", n=n, what=what))
+    for key, claim, paper in (("rl_win", "RL (second look): better gold win rate, same β", PAPER_MATCHED_KL),
+                              ("rl_and", "RL (second look): transformed sum wins on both more", PAPER_AND)):
+        d = _finite(key, results[key]).ravel()
+        if len(d) < MIN_SEEDS:
+            rows.append(not_a_test(claim, paper, f"Δ {d.mean():+.3f} over {len(d)} seed(s)",
+                                   f"{len(d)} seed(s): no interval over seeds (needs {MIN_SEEDS})", unit="seeds",
+                                   n=len(d)))
+        else:
+            est, low, high = seed_interval(d)
+            rows.append(decide(claim, paper, est, low, high, null=NULL_DIFFERENCE, unit="seeds", n=len(d), what="Δ"))
+    return rows
