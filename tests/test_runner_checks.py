@@ -48,6 +48,8 @@ def _nb(n):
     ("05_reward_transforms", {"quantile": 1.0}, r"parameter 'quantile' must be a finite number in \(0, 1\)"),
     ("05_reward_transforms", {"quantiles": []}, "parameter 'quantiles' must be a list of at least 1"),
     ("05_reward_transforms", {"rl_generations": 1}, "parameter 'rl_generations' must be an int >= 2"),
+    ("05_reward_transforms", {"n_reference": 8}, "parameter 'n_reference' = 8 is too few for quantile 0.95"),
+    ("05_reward_transforms", {"tilt_kl": 0.0}, r"parameter 'tilt_kl' must be a finite number in \(0, inf\]"),
     ("02_irl_extraction", {"split": [0.5, 0.5]}, "parameter 'split' must be three shares"),
     ("02_irl_extraction", {"split": [0.5, 0.2, 0.2]}, "sum with validation to 1"),
     ("02_irl_extraction", {"n_bootstrap": 0}, "parameter 'n_bootstrap' must be an int >= 1"),

@@ -288,12 +288,15 @@ RULES: dict[str, Callable[[Any], None]] = {
     "raw_weights": list_of(number_in(0, math.inf), what="weights >= 0"),
     # shares and quantiles
     "quantile": FRACTION, "test_fraction": FRACTION, "quantiles": list_of(FRACTION, what="quantiles in (0, 1)"),
+    "tilt_kl": number_in(0, math.inf, low_open=True), "calibration_split": one_of("validation", "test"),
     "demo_fractions": list_of(number_in(0, 1, low_open=True), what="shares in (0, 1]"),
     "relevance_threshold": number_in(0, 1), "min_similarity": number_in(-1, 1),
     "split": split_rule, "true_threshold": optional(number_in(-math.inf, math.inf)),
     # lists of seeds and sizes
     "sae_seeds": list_of(NON_NEGATIVE, what="seeds"), "split_seeds": list_of(NON_NEGATIVE, what="seeds"),
     "rl_seeds": list_of(NON_NEGATIVE, what="seeds"), "dictionary_multiples": list_of(POSITIVE, what="multiples >= 1"),
+    "faithful_bugs": list_of(one_of("last_character", "accumulate_gradients", "unbounded_loss"), min_len=0,
+                             what="bugs of rewardscope.irl.PAPER_BUGS"),  # the names of irl.PAPER_BUGS (a test checks)
     # choices
     "scale": one_of("default", "smoke"), "lab_scale": one_of("default", "smoke"), "method": one_of("prefix", "naive"),
     "rl_algorithm": one_of("grpo", "rloo"), "trainable": trainable_rule, "hub_split": nonempty_text,
@@ -307,6 +310,12 @@ def _cross_checks(values: dict[str, Any]) -> None:
     prompts, main = values.get("prompts"), values.get("main_prompt")
     if isinstance(prompts, dict) and main is not None and main not in prompts:
         raise RuleError(f"parameter 'main_prompt' must be one of the prompts' names {sorted(prompts)}, got {main!r}")
+    k = values.get("n_reference")  # an unbiased reference needs 1/(k + 1) <= q <= k/(k + 1) (transforms.reference_reward)
+    qs = [values.get("quantile"), *(values.get("quantiles") or [])] if isinstance(k, int) else []
+    for q in (q for q in qs if _number(q) and 0 < q < 1):
+        if not (1 / (k + 1) <= q + 1e-9 and q - 1e-9 <= k / (k + 1)):
+            raise RuleError(f"parameter 'n_reference' = {k} is too few for quantile {q:g}: an unbiased reference "
+                            f"needs 1/(k + 1) <= q <= k/(k + 1) (k = 19 makes 0.5, 0.85 and 0.95 exact order statistics)")
     options = values.get("reward_options")
     if isinstance(options, dict) and options:
         named = set(model_specs(values))
