@@ -13,7 +13,7 @@ from rewardscope.book import build_book, previous_duration, site_dir
 from rewardscope.cli import main
 from rewardscope.params import ParameterError
 
-from .conftest import ROOT
+from .conftest import ROOT, write_mini_book
 
 
 def _notebook(path, body):
@@ -27,19 +27,9 @@ def _notebook(path, body):
 @pytest.fixture
 def mini_book(tmp_path):
     """A two-notebook book whose second notebook raises."""
-    (tmp_path / "notebooks" / "params").mkdir(parents=True)
-    (tmp_path / "book").mkdir()
+    write_mini_book(tmp_path, ["a_ok", "b_fails"], profiles={"a_ok": {"value": 2}})
     _notebook(tmp_path / "notebooks" / "a_ok.ipynb", "print('value is', value)")
     _notebook(tmp_path / "notebooks" / "b_fails.ipynb", "raise RuntimeError('planted failure')")
-    for profile in ("smoke", "default", "paper"):
-        (tmp_path / "notebooks" / "params" / f"{profile}.yml").write_text(yaml.safe_dump({"a_ok": {"value": 2}}))
-    (tmp_path / "book" / "intro.md").write_text("# Mini\n\nA test book.\n")
-    (tmp_path / "book" / "execution_report.md").write_text("# Execution report\n")
-    (tmp_path / "_toc.yml").write_text(yaml.safe_dump({
-        "format": "jb-book", "root": "book/intro",
-        "chapters": [{"file": "notebooks/a_ok"}, {"file": "notebooks/b_fails"}, {"file": "book/execution_report"}]}))
-    (tmp_path / "_config.yml").write_text(yaml.safe_dump({
-        "title": "mini", "only_build_toc_files": True, "execute": {"execute_notebooks": "off"}}))
     return tmp_path
 
 

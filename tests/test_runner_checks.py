@@ -16,7 +16,7 @@ from rewardscope.book import MISSING_VALUE, build_book, run_one, site_dir, witho
 from rewardscope.cli import main
 from rewardscope.params import ParameterError, check_parameters, load_profile
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_without_chat_template, write_mini_book
 
 NB = ROOT / "notebooks"
 
@@ -87,17 +87,7 @@ def test_cuda_is_refused_where_there_is_none():
 
 
 def test_decoder_rm_without_a_chat_template_is_refused_early(tmp_path):
-    import shutil
-
-    from rewardscope.zoo import resolve
-
-    rm = tmp_path / "rm"
-    shutil.copytree(resolve("tiny-llama-rm"), rm)
-    config = json.loads((rm / "tokenizer_config.json").read_text())
-    config.pop("chat_template", None)
-    (rm / "tokenizer_config.json").write_text(json.dumps(config))
-    for name in ("chat_template.jinja", "chat_template.json"):
-        (rm / name).unlink(missing_ok=True)
+    rm = copy_without_chat_template("tiny-llama-rm", tmp_path / "rm")
     with pytest.raises(ParameterError, match="decoder reward model whose tokenizer has no chat template"):
         check_parameters(_nb("03_vocab_sweep"), {"drift_rm": str(rm)}, environment=True)
     check_parameters(_nb("03_vocab_sweep"), {"drift_rm": str(rm), "reward_options": {str(rm): {"chat_template": "hh"}}},
@@ -200,23 +190,13 @@ def test_missing_glue_becomes_a_placeholder():
 @pytest.fixture
 def glue_book(tmp_path):
     """A book whose second page glues one value and then fails before gluing the next."""
-    (tmp_path / "notebooks" / "params").mkdir(parents=True)
-    (tmp_path / "book").mkdir()
+    write_mini_book(tmp_path, ["a_ok", "b_fails"])
     glue = "from myst_nb import glue\n"
     _notebook(tmp_path / "notebooks" / "a_ok.ipynb", glue + "glue('x', value)",
               markdown="# a\n\nx is {glue:text}`x`.")
     _notebook(tmp_path / "notebooks" / "b_fails.ipynb", [glue + "glue('y', 1.5)", "raise RuntimeError('planted')",
                                                           glue + "glue('z', 2)"],
               markdown="# b\n\ny is {glue:text}`y:.1f` and z is {glue:text}`z`.")
-    for profile in ("smoke", "default", "paper"):
-        (tmp_path / "notebooks" / "params" / f"{profile}.yml").write_text("{}")
-    (tmp_path / "book" / "intro.md").write_text("# Mini\n")
-    (tmp_path / "book" / "execution_report.md").write_text("# Execution report\n")
-    (tmp_path / "_toc.yml").write_text(yaml.safe_dump({
-        "format": "jb-book", "root": "book/intro",
-        "chapters": [{"file": "notebooks/a_ok"}, {"file": "notebooks/b_fails"}, {"file": "book/execution_report"}]}))
-    (tmp_path / "_config.yml").write_text(yaml.safe_dump({
-        "title": "mini", "only_build_toc_files": True, "execute": {"execute_notebooks": "off"}}))
     return tmp_path
 
 

@@ -358,12 +358,6 @@ _GLUE_FIGURE = re.compile(r"(`{3,}|:{3,})\{glue:figure\}[ \t]*(\S+)[^\n]*\n.*?\1
 MISSING_VALUE = "*(not computed in this build)*"
 
 
-def glued_names(nb) -> set[str]:
-    """The names a notebook's outputs glued (myst-nb records each as output metadata ``scrapbook.name``)."""
-    return {out.get("metadata", {}).get("scrapbook", {}).get("name") for cell in nb.cells if cell.cell_type == "code"
-            for out in cell.get("outputs", [])} - {None}
-
-
 def glued_values(nb) -> dict[str, str]:
     """Each glued name's plain-text value (figures by their name only), for comparing two builds."""
     values = {}
@@ -375,6 +369,11 @@ def glued_values(nb) -> dict[str, str]:
                 text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
                 values[name] = "<figure>" if any("image/" in k for k in data) else str(text)
     return values
+
+
+def glued_names(nb) -> set[str]:
+    """The names a notebook's outputs glued (myst-nb records each as output metadata ``scrapbook.name``)."""
+    return set(glued_values(nb))
 
 
 def without_missing_glue(nb) -> int:

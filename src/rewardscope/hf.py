@@ -77,6 +77,26 @@ def _config_get(config: Mapping[str, Any] | Any, key: str, default: Any = None) 
 ARCHITECTURES = ("decoder", "encoder")
 
 
+def config_architecture(config: Mapping[str, Any] | Any) -> str | None:
+    """What the config alone says: "decoder" (``is_decoder``, a ``*ForCausalLM``/``*LMHeadModel`` architecture,
+    or a model type with a causal-LM head in transformers), "encoder" (a model type with a masked-LM head), or
+    None when transformers does not know the model type (custom code). Encoder-decoders are refused."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = _config_get(config, "model_type")
+    if _config_get(config, "is_encoder_decoder"):
+        raise ValueError(f"{model_type!r} is an encoder-decoder model; rewardscope scores decoder and encoder "
+                         "models only")
+    names = _config_get(config, "architectures") or []
+    if _config_get(config, "is_decoder") or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in names):
+        return "decoder"
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    return None
+
+
 def architecture_of(config: Mapping[str, Any] | Any, tokenizer, sidecar: Mapping[str, Any] | None = None) -> str:
     """Whether a model reads its input as a decoder (causal, chat-template ids, pooled at the last token) or as
     an encoder (bidirectional, a [CLS] prompt [SEP] response [SEP] text pair). The one rule for every loader.
@@ -88,8 +108,6 @@ def architecture_of(config: Mapping[str, Any] | Any, tokenizer, sidecar: Mapping
     without a chat template. Only a model type transformers does not know (custom code) falls back on the
     tokenizer: a chat template means decoder, [CLS]/[SEP] means encoder.
     """
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
     declared = (sidecar or {}).get("architecture")
     if declared is not None:
         if declared not in ARCHITECTURES:
@@ -100,17 +118,13 @@ def architecture_of(config: Mapping[str, Any] | Any, tokenizer, sidecar: Mapping
     if _config_get(config, "is_encoder_decoder"):
         raise ValueError(f"{name!r} is an encoder-decoder model ({model_type}); rewardscope scores decoder and "
                          "encoder models only")
-    names = _config_get(config, "architectures") or []
     pair = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
-    if _config_get(config, "is_decoder") or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in names):
-        return "decoder"
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        if not pair:
-            raise ValueError(f"{name!r} is an encoder ({model_type}) but its tokenizer has no [CLS]/[SEP] pair "
-                             "tokens to join prompt and response; pass architecture='decoder' with a chat template")
-        return "encoder"
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "decoder"
+    from_config = config_architecture(config)
+    if from_config == "encoder" and not pair:
+        raise ValueError(f"{name!r} is an encoder ({model_type}) but its tokenizer has no [CLS]/[SEP] pair "
+                         "tokens to join prompt and response; pass architecture='decoder' with a chat template")
+    if from_config is not None:
+        return from_config
     if getattr(tokenizer, "chat_template", None):
         return "decoder"
     if pair:

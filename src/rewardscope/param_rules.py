@@ -203,48 +203,28 @@ def spec_dict(kind: str) -> Callable[[Any], None]:
     return rule
 
 
-def reward_options_rule(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise RuleError(f"must map reward specs to option mappings, got {value!r}")
-    allowed = reward_option_names()
-    for spec, options in value.items():
-        if not isinstance(options, dict):
-            raise RuleError(f"entry {spec!r} must be a mapping of load_reward_model options, got {options!r}")
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise RuleError(f"entry {spec!r} has unknown option(s) {', '.join(map(repr, unknown))}; "
-                            f"options: {', '.join(sorted(allowed))}")
-        checks = {"trust_remote_code": _bool_only, "allow_random_head": _bool_only, "dtype": dtype_rule,
-                  "device": device_rule, "label": optional(NON_NEGATIVE), "batch_size": POSITIVE,
-                  "architecture": optional(one_of("decoder", "encoder")), "chat_template": optional(nonempty_text),
-                  "output": nonempty_text, "device_map": _device_map_rule}
-        for key, check in checks.items():
-            if key in options:
-                try:
-                    check(options[key])
-                except RuleError as err:
-                    raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
-
-
-def policy_options_rule(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise RuleError(f"must map policy specs to option mappings, got {value!r}")
-    allowed = policy_option_names()
-    for spec, options in value.items():
-        if not isinstance(options, dict):
-            raise RuleError(f"entry {spec!r} must be a mapping of load_policy options, got {options!r}")
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise RuleError(f"entry {spec!r} has unknown option(s) {', '.join(map(repr, unknown))}; "
-                            f"options: {', '.join(sorted(allowed))}")
-        checks = {"trust_remote_code": _bool_only, "dtype": dtype_rule, "device": device_rule,
-                  "chat_template": nonempty_text}
-        for key, check in checks.items():
-            if key in options:
-                try:
-                    check(options[key])
-                except RuleError as err:
-                    raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
+def _options_rule(what: str, loader: str, allowed: Callable[[], set[str]],
+                  checks: dict[str, Callable[[Any], None]]) -> Callable[[Any], None]:
+    """A rule for ``{spec: {option: value}}``: only ``allowed()`` keys (a loader's keyword arguments), each value
+    passing its check."""
+    def rule(value: Any) -> None:
+        if not isinstance(value, dict):
+            raise RuleError(f"must map {what} specs to option mappings, got {value!r}")
+        names = allowed()
+        for spec, options in value.items():
+            if not isinstance(options, dict):
+                raise RuleError(f"entry {spec!r} must be a mapping of {loader} options, got {options!r}")
+            unknown = sorted(set(options) - names)
+            if unknown:
+                raise RuleError(f"entry {spec!r} has unknown option(s) {', '.join(map(repr, unknown))}; "
+                                f"options: {', '.join(sorted(names))}")
+            for key, check in checks.items():
+                if key in options:
+                    try:
+                        check(options[key])
+                    except RuleError as err:
+                        raise RuleError(f"entry {spec!r}, option {key!r} {err}") from None
+    return rule
 
 
 def _device_map_rule(value: Any) -> None:
@@ -256,6 +236,14 @@ def _device_map_rule(value: Any) -> None:
 def _bool_only(value: Any) -> None:
     if not isinstance(value, bool):
         raise RuleError(f"must be true or false (a YAML bool), got {value!r}")
+
+
+reward_options_rule = _options_rule("reward", "load_reward_model", reward_option_names, {
+    "trust_remote_code": _bool_only, "allow_random_head": _bool_only, "dtype": dtype_rule, "device": device_rule,
+    "label": optional(NON_NEGATIVE), "batch_size": POSITIVE, "architecture": optional(one_of("decoder", "encoder")),
+    "chat_template": optional(nonempty_text), "output": nonempty_text, "device_map": _device_map_rule})
+policy_options_rule = _options_rule("policy", "load_policy", policy_option_names, {
+    "trust_remote_code": _bool_only, "dtype": dtype_rule, "device": device_rule, "chat_template": nonempty_text})
 
 
 RULES: dict[str, Callable[[Any], None]] = {
@@ -411,13 +399,13 @@ def _decoder_without_template(path: Path) -> bool:
     """Whether a local sequence-classification RM is a decoder whose tokenizer has no chat template."""
     import json
 
+    from .hf import config_architecture, read_config
+
     try:
-        config = json.loads((path / "config.json").read_text())
+        config = read_config(path)
+        if config_architecture(config) != "decoder":
+            return False
     except (OSError, ValueError):
-        return False
-    encoders = ("bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "xlm-roberta", "albert", "mpnet",
-                "modernbert")
-    if config.get("model_type") in encoders or config.get("is_encoder_decoder"):
         return False
     if not any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         return False
