@@ -99,3 +99,88 @@ def test_temp_dirs_of_killed_builders_are_cleaned(fresh_cache):
     artifacts.cached("toy", {}, 1, _writer([]))
     assert not dead.exists()
     assert [p.name for p in parent.iterdir()] == [key]
+
+
+def _slow_build(builder, name, log, seconds=1.5, inner=None):
+    """Build ``name`` in a child process: record start/end in ``log``, optionally needing ``inner`` first."""
+    import time
+
+    def build(out: Path):
+        with open(log, "a") as fh:
+            fh.write(f"start {name} {time.time()}\n")
+        if inner:
+            artifacts.cached(builder, {"name": inner}, 1, lambda o: (o / "x").write_text(inner))
+        time.sleep(seconds)
+        (out / "x").write_text(name)
+        with open(log, "a") as fh:
+            fh.write(f"end {name} {time.time()}\n")
+
+    return str(artifacts.cached(builder, {"name": name}, 1, build).path)
+
+
+def _in_processes(calls, cache, slots="4"):
+    """Run ``_slow_build(*args)`` for each call in its own process with one cache; return their paths."""
+    import multiprocessing
+    import os
+
+    os.environ["REWARDSCOPE_CACHE"], os.environ[artifacts.SLOTS_ENV] = str(cache), slots
+    try:
+        with multiprocessing.get_context("fork").Pool(len(calls)) as pool:
+            return pool.starmap(_slow_build, calls)
+    finally:
+        del os.environ[artifacts.SLOTS_ENV]
+
+
+def _events(log):
+    return [line.split() for line in Path(log).read_text().splitlines()]
+
+
+def test_two_processes_asking_for_one_entry_build_it_once(fresh_cache, tmp_path):
+    log = tmp_path / "log"
+    paths = _in_processes([("toy", "a", str(log)), ("toy", "a", str(log))], fresh_cache)
+    assert paths[0] == paths[1]
+    assert [e[:2] for e in _events(log)] == [["start", "a"], ["end", "a"]]
+
+
+def test_build_slots_bound_concurrent_builds_and_nested_builds_do_not_deadlock(fresh_cache, tmp_path):
+    log = tmp_path / "log"
+    calls = [("toy", "a", str(log), 1.0, "inner"), ("toy", "b", str(log), 1.0), ("toy", "c", str(log), 1.0, "inner")]
+    _in_processes(calls, fresh_cache, slots="1")
+    running, most = 0, 0
+    for kind, *_ in _events(log):  # with one slot, builds never overlap, nested ones included
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert most == 1 and sorted(n for k, n, _ in _events(log) if k == "start") == ["a", "b", "c"]
+
+
+def test_a_killed_builder_leaves_no_lock_behind(fresh_cache, tmp_path):
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    log = tmp_path / "log"
+    child = multiprocessing.get_context("fork").Process(target=_slow_build, args=("toy", "a", str(log), 60))
+    child.start()
+    while not log.exists():
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    started = time.time()
+    entry = artifacts.cached("toy", {"name": "a"}, 1, lambda out: (out / "x").write_text("rebuilt"))
+    assert (entry.path / "x").read_text() == "rebuilt" and time.time() - started < 10
+
+
+def test_build_log_records_each_build(fresh_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(artifacts.BUILD_LOG_ENV, str(tmp_path / "builds.jsonl"))
+    monkeypatch.setenv("REWARDSCOPE_NOTEBOOK", "01_x")
+    artifacts.cached("toy", {}, 1, _writer([]))
+    artifacts.cached("toy", {}, 1, _writer([]))  # cached: not a build
+    rows = artifacts.build_log(tmp_path / "builds.jsonl")
+    assert [(r["builder"], r["notebook"]) for r in rows] == [("toy", "01_x")] and rows[0]["seconds"] >= 0
+
+
+def test_bad_build_slots_fail_with_one_line(fresh_cache, monkeypatch):
+    monkeypatch.setenv(artifacts.SLOTS_ENV, "0")
+    with pytest.raises(ValueError, match="REWARDSCOPE_BUILD_SLOTS must be a positive int"):
+        artifacts.cached("toy", {}, 1, _writer([]))

@@ -212,3 +212,65 @@ def test_only_keeps_an_out_of_date_output_and_says_so(mini_book):
     out = nbformat.read(mini_book / "_build" / "smoke" / "src" / "notebooks" / "a_ok.ipynb", as_version=4)
     assert records[0].status == "ok" and "value is 3" in json.dumps(out.cells)
     assert not any("outputs of an earlier run" in c.source for c in out.cells)
+
+
+def _package(tmp_path, files):
+    package = tmp_path / "rewardscope"
+    package.mkdir()
+    for name, text in files.items():
+        (package / name).write_text(text)
+    return package
+
+
+def test_run_key_follows_the_modules_a_notebook_imports_transitively(tmp_path, monkeypatch):
+    from rewardscope import book
+
+    package = _package(tmp_path, {
+        "__init__.py": "from . import core\n",
+        "core.py": "X = 1\n",
+        "study.py": "def f():\n    from .helper import g  # a lazy import still counts\n    return g()\n",
+        "helper.py": "def g():\n    return 2\n",
+        "other.py": "from .core import X\n",
+        "book.py": "RUNNER = True\n",
+    })
+    monkeypatch.setattr(book, "PACKAGE", package)
+    cells = ["%matplotlib inline\nimport numpy as np", "from rewardscope import study\nimport rewardscope.book"]
+    assert [p.name for p in book.library_modules(cells)] == ["__init__.py", "core.py", "helper.py", "study.py"]
+    notebook = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), notebook)
+    before = book.run_key(notebook, {}, tmp_path)
+    (package / "other.py").write_text("Y = 3\n")  # not imported: the key stays
+    (package / "book.py").write_text("RUNNER = False\n")  # the runner: never in the key
+    assert book.run_key(notebook, {}, tmp_path) == before
+    (package / "helper.py").write_text("def g():\n    return 3\n")  # imported by study, lazily
+    assert book.run_key(notebook, {}, tmp_path) != before
+
+
+def test_a_change_to_the_sweep_reruns_chapter_3_and_not_chapter_4():
+    from rewardscope import book
+
+    def modules(name):
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        return {p.name for p in book.library_modules([c.source for c in nb.cells if c.cell_type == "code"])}
+
+    assert "sweep.py" in modules("03_vocab_sweep") and "sweep.py" not in modules("04_seal_imprint")
+    assert "imprint.py" in modules("04_seal_imprint") and "imprint.py" not in modules("03_vocab_sweep")
+    assert not {"book.py", "params.py", "param_rules.py", "cli.py"} & modules("03_vocab_sweep")
+
+
+def test_the_book_times_each_notebook_and_each_entry_its_kernels_built(tmp_path, monkeypatch, capsys):
+    from rewardscope import book
+
+    write_mini_book(tmp_path, ["a_builds"])
+    _notebook(tmp_path / "notebooks" / "a_builds.ipynb",
+              "from rewardscope import artifacts\n"
+              "artifacts.cached('toy-model', {'value': value}, 1, lambda out: (out / 'w.bin').write_bytes(b'1'))")
+    monkeypatch.setenv("REWARDSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert book.cell_timeout(tmp_path, "smoke", "a_builds") is None  # a first run: no per-cell limit
+    assert main(["book", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"a_builds\s+ok\s+[\d.]+ s", out) and re.search(r"toy-model \w{16}\s+[\d.]+ s\s+for a_builds", out)
+    report = (tmp_path / "_build" / "smoke" / "src" / "book" / "execution_report.md").read_text()
+    assert "## Models and data built in this run" in report and "| toy-model `" in report
+    assert book.cell_timeout(tmp_path, "smoke", "a_builds") == book.CELL_TIMEOUT  # a short run: the floor

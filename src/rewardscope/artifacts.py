@@ -6,10 +6,19 @@ the builder's version. An entry is written into a temporary sibling directory, i
 then renamed into place, so a reader sees either a whole entry or none. The manifest records the
 size and SHA-256 of every file; an entry whose files do not match it (a killed copy, a truncated or
 edited file) is treated as absent and rebuilt.
+
+Builds cooperate across processes. Each entry has a lock file (``.locks/<builder>/<key>.lock``, an ``flock`` that the
+kernel drops when its holder dies, so a killed build never blocks the next one): a second process that
+asks for an entry being built waits for it instead of building it again. And at most
+``build_slots()`` builds run at once on the machine (``$REWARDSCOPE_BUILD_SLOTS``, default the CPU
+count): a build takes a slot, keeps it for the builds nested inside it, and gives it up while it waits
+for another process's entry, so waiting never holds a core and a dependency graph cannot deadlock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -17,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +143,90 @@ def _remove_abandoned(parent: Path, key: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+SLOTS_ENV = "REWARDSCOPE_BUILD_SLOTS"
+BUILD_LOG_ENV = "REWARDSCOPE_BUILD_LOG"  # a JSON-lines file where every finished build appends its time
+_slot = {"fd": None, "depth": 0}  # this process's build slot and how many builds are using it
+
+
+def build_slots() -> int:
+    """How many builds may run at once on this machine: ``$REWARDSCOPE_BUILD_SLOTS`` or the CPU count."""
+    value = os.environ.get(SLOTS_ENV)
+    if value is None:
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{SLOTS_ENV} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _acquire_slot() -> None:
+    slots = [cache_root() / ".build-slots" / f"{i}.lock" for i in range(build_slots())]
+    waited = False
+    while True:
+        for path in slots:
+            fd = _open_lock(path)
+            if _try_lock(fd):
+                _slot["fd"] = fd
+                return
+            os.close(fd)
+        if not waited:
+            logger.info("all %d build slots are busy; waiting for one", len(slots))
+            waited = True
+        time.sleep(0.5)
+
+
+def _release_slot() -> None:
+    fd, _slot["fd"] = _slot["fd"], None
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _building() -> Iterator[None]:
+    """Hold a build slot for this process while a build (and the builds nested in it) runs."""
+    if _slot["depth"] == 0:
+        _acquire_slot()
+    _slot["depth"] += 1
+    try:
+        yield
+    finally:
+        _slot["depth"] -= 1
+        if _slot["depth"] == 0:
+            _release_slot()
+
+
+@contextlib.contextmanager
+def _entry_lock(final: Path) -> Iterator[None]:
+    """Exclusive right to build ``final``; while another process holds it, wait without a build slot."""
+    fd = _open_lock(cache_root() / ".locks" / final.parent.name / f"{final.name}.lock")
+    try:
+        if not _try_lock(fd):
+            logger.info("waiting for another process to finish %s", final)
+            holding = _slot["fd"] is not None
+            if holding:
+                _release_slot()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if holding:
+                _acquire_slot()
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def cached(
     builder: str,
     params: dict[str, Any],
@@ -151,6 +244,35 @@ def cached(
     final = cache_root() / builder / key
     if is_complete(final):
         return Artifact(builder, key, final)
+    with _building(), _entry_lock(final):
+        if is_complete(final):  # another process built it while this one waited
+            return Artifact(builder, key, final)
+        _build_entry(builder, params, version, build, key, final)
+    _log_build(builder, key, final)
+    return Artifact(builder, key, final)
+
+
+def _log_build(builder: str, key: str, final: Path) -> None:
+    """Append this build's time to ``$REWARDSCOPE_BUILD_LOG`` (one short line: an atomic append)."""
+    log = os.environ.get(BUILD_LOG_ENV)
+    if not log:
+        return
+    line = {"builder": builder, "key": key, "seconds": json.loads((final / MANIFEST).read_text())["build_seconds"],
+            "notebook": os.environ.get("REWARDSCOPE_NOTEBOOK"), "pid": os.getpid()}
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def build_log(path: Path) -> list[dict[str, Any]]:
+    """The builds recorded in a build log (see ``BUILD_LOG_ENV``), in the order they finished."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _build_entry(builder: str, params: dict[str, Any], version: int | str, build: Callable[[Path], None],
+                 key: str, final: Path) -> None:
     if final.exists():
         logger.warning("cache entry %s is incomplete or corrupt; rebuilding it", final)
         _VERIFIED.discard(final)
@@ -182,7 +304,6 @@ def cached(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _VERIFIED.add(final)
-    return Artifact(builder, key, final)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

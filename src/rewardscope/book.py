@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import Any
 import nbformat
 
 from . import progress as progress_bars
-from .artifacts import atomic_write_text
+from .artifacts import BUILD_LOG_ENV, atomic_write_text, build_log
 from .params import ParameterError, check_parameters, load_profile, profile_label
 
 logger = logging.getLogger(__name__)
@@ -111,24 +112,96 @@ def _tree_hash(paths: list[Path]) -> str:
 # The runner and the command line: they execute notebooks, check parameters and render the report; notebooks
 # never call them, so editing them must not cost an hour of reruns.
 RUNNER_MODULES = ("book.py", "cli.py", "_execute.py", "params.py", "param_rules.py")
+PACKAGE = Path(__file__).parent
 
 
-def dependency_hashes(root: Path) -> dict[str, str]:
-    """Hashes of what every notebook depends on: the library (not its runner) and the pinned requirements."""
-    library = sorted(p for p in Path(__file__).parent.rglob("*.py")
-                     if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
+def _module_file(dotted: str) -> Path | None:
+    """The file of a ``rewardscope`` module (``rewardscope.sweep`` -> .../sweep.py), or None outside the package."""
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE.name:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _parse(source: str) -> ast.Module:
+    """Python source, or a notebook cell whose IPython lines (%magic, !shell) are blanked out."""
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        return ast.parse("\n".join(lines))
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[])
+
+
+def _imports(tree: ast.Module, package: str) -> set[str]:
+    """Dotted names a module imports anywhere (function bodies too: a lazy import still runs when called).
+
+    ``from a import b`` yields ``a`` and ``a.b`` (b may be a submodule); ``package`` resolves relative imports.
+    """
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                anchor = parts[: len(parts) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def library_modules(sources: list[str]) -> list[Path]:
+    """The library files that code importing as ``sources`` runs: its ``rewardscope`` imports, transitively.
+
+    Importing ``rewardscope.a.b`` runs the package's ``__init__`` and ``a``'s, so those count too. The runner
+    (``RUNNER_MODULES``) is left out: notebooks never call it.
+    """
+    todo = set().union(*(_imports(_parse(source), "") for source in sources))
+    seen: set[Path] = set()
+    while todo:
+        dotted = todo.pop()
+        parts = dotted.split(".")
+        for depth in range(1, len(parts) + 1):
+            path = _module_file(".".join(parts[:depth]))
+            if path is None or path in seen or path.name in RUNNER_MODULES:
+                continue
+            seen.add(path)
+            module = ".".join(parts[:depth])
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            todo |= _imports(_parse(path.read_text(encoding="utf-8")), package)
+    return sorted(seen)
+
+
+def dependency_hashes(root: Path, notebook: Path | None = None) -> dict[str, str]:
+    """Hashes of what a notebook depends on: the library modules it imports (transitively) and the pins.
+
+    Without ``notebook``: the whole library (not its runner), for callers that key outside the book.
+    """
+    if notebook is None:
+        library = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
+    else:
+        nb = nbformat.read(notebook, as_version=4)
+        library = library_modules([c.source for c in nb.cells if c.cell_type == "code"])
     pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
     return {"lib": _tree_hash(library), "pins": _tree_hash(pins)}
 
 
 def run_key(notebook: Path, parameters: dict[str, Any], root: Path, dependencies: dict[str, str] | None = None) -> str:
-    """What a notebook's output depends on: its code cells, parameters, the library (not its runner) and the pins.
+    """What a notebook's output depends on: its code cells, parameters, the library modules it imports
+    (transitively, not the runner) and the pins.
 
-    ``dependencies`` is :func:`dependency_hashes`, computed once when keying many notebooks.
+    ``dependencies`` overrides :func:`dependency_hashes` of the notebook (for tests).
     """
     nb = nbformat.read(notebook, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    blob = json.dumps({"code": code, "params": parameters, **(dependencies or dependency_hashes(root))}, sort_keys=True)
+    blob = json.dumps({"code": code, "params": parameters, **(dependencies or dependency_hashes(root, notebook))},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -202,17 +275,20 @@ def _follow(path: Path, stop: threading.Event, label: str, stream=None, every: f
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
                      timeout: int | None = 3600, progress: bool = False, log_output: bool = False,
-                     threads: int | None = None) -> RunRecord:
+                     threads: int | None = None, build_log: Path | None = None) -> RunRecord:
     """Execute one notebook with papermill in a fresh process; never raises for a failing notebook.
 
     ``progress`` shows the kernel's progress (cells, and the library's long steps with an ETA) on this
-    process's stderr; ``threads`` caps the kernel's CPU threads (for notebooks run side by side).
+    process's stderr; ``threads`` caps the kernel's CPU threads (for notebooks run side by side);
+    ``build_log`` is where the kernel's cache builds append their times; ``timeout`` is per cell (None: none).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
            "REWARDSCOPE_CWD": os.environ.get("REWARDSCOPE_CWD") or os.getcwd()}  # relative specs: the caller's folder
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if build_log is not None:
+        env.update({BUILD_LOG_ENV: str(build_log), "REWARDSCOPE_NOTEBOOK": notebook.stem})
     with tempfile.TemporaryDirectory(prefix="rewardscope-progress-") as tmp:
         sink = Path(tmp) / "progress.log"
         sink.touch()
@@ -272,8 +348,8 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
-    """The execution-report page as MyST markdown."""
+def execution_report(records: list[RunRecord], profile: str, root: Path, builds: list[dict] | None = None) -> str:
+    """The execution-report page as MyST markdown; ``builds`` (from the build log) lists the cache entries built."""
     icons = {"ok": "ran", "cached": "cached", "failed": "**failed**", "not run": "not run",  # no emoji: fonts vary
              "stale": "earlier run (out of date)"}
     lines = [
@@ -291,6 +367,13 @@ def execution_report(records: list[RunRecord], profile: str, root: Path) -> str:
         params = ", ".join(f"`{k}={v!r}`" for k, v in r.parameters.items()) or "defaults"
         peak = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else ""
         lines.append(f"| {r.notebook} | {icons.get(r.status, r.status)} | {r.duration:.1f} | {peak} | {_cell(params)} |")
+    if builds:
+        lines += ["", "## Models and data built in this run", "",
+                  f"{len(builds)} cache entries, {sum(b['seconds'] for b in builds) / 60:.1f} min of build time in all "
+                  "(longest first; a later build finds them in the cache).", "",
+                  "| entry | built by | time (s) |", "|---|---|---|"]
+        lines += [f"| {_cell(b['builder'])} `{b['key']}` | {b['notebook'] or ''} | {b['seconds']:.1f} |"
+                  for b in sorted(builds, key=lambda b: -b["seconds"])]
     failed = [r for r in records if r.status == "failed"]
     if failed:
         lines += ["", "## Failures", ""]
@@ -436,6 +519,22 @@ def previous_duration(root: Path, profile: str, name: str) -> float | None:
     return None
 
 
+CELL_TIMEOUT = 3600  # seconds a cell may run once the cache is warm (the least any limit is)
+
+
+def cell_timeout(root: Path, profile: str, name: str) -> int | None:
+    """The per-cell time limit of a notebook's next run: none on a first run, since a cold cache makes any cell
+    build models for as long as the machine needs; after a run, three times that run's length (at least an hour),
+    so only a hung cell is stopped."""
+    seconds = previous_duration(root, profile, name)
+    return None if seconds is None else max(CELL_TIMEOUT, int(3 * seconds))
+
+
+def builds_path(root: Path, profile: str | Path) -> Path:
+    """The build log of the last ``build_book``: one line per cache entry its kernels built, with its time."""
+    return build_dir(root, profile) / "src" / "builds.jsonl"
+
+
 def _expectation(root: Path, profile: str, name: str) -> str:
     seconds = previous_duration(root, profile, name)
     return f"; the last run took {seconds / 60:.1f} min" if seconds else ""
@@ -466,11 +565,10 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
     (stage / "notebooks").mkdir(parents=True, exist_ok=True)
     records: dict[str, RunRecord] = {}
     todo = []
-    dependencies = dependency_hashes(root)
     for name in names:
         notebook, output = root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb"
         parameters = profiles[name]
-        key = run_key(notebook, parameters, root, dependencies)
+        key = run_key(notebook, parameters, root)
         if name not in selected:
             previous = _record_from_output(output) if output.is_file() else None
             if previous and _cached_output(output, key):
@@ -492,12 +590,15 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
     if jobs > 1:  # longest first, so the last long notebook does not start when the others are done
         todo.sort(key=lambda item: -(previous_duration(root, profile, item[0]) or 0.0))
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    log = builds_path(root, profile)
+    log.unlink(missing_ok=True)
 
     def execute(item) -> RunRecord:
         name, notebook, output, parameters, key = item
         logger.info("%s: running (%s profile%s)", name, profile, _expectation(root, profile, name))
         record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks",
-                                  progress=progress and jobs == 1, threads=threads)
+                                  timeout=cell_timeout(root, profile, name), progress=progress and jobs == 1,
+                                  threads=threads, build_log=log)
         if output.is_file():
             if record.status != "ok":
                 _mark_failed(output)
@@ -512,7 +613,7 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
             records[record.notebook] = record
     ordered = [records[name] for name in names]
     _stage_static(root, stage)
-    atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, label, root))
+    atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, label, root, build_log(log)))
     path_output = root if label == "default" and str(profile) == "default" else build_dir(root, profile)
     start = time.time()
     code, log = run_sphinx(stage, path_output)
@@ -550,7 +651,8 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     check_parameters(path, values, environment=True)
     output = writable_output(output if output else root / "_build" / "runs" / f"{path.stem}.ipynb")
     logger.info("%s: running (%s profile%s)", path.stem, label, _expectation(root, label, path.stem))
-    record = execute_notebook(path, output, values, cwd=root / "notebooks", progress=progress)
+    record = execute_notebook(path, output, values, cwd=root / "notebooks", progress=progress,
+                              timeout=cell_timeout(root, label, path.stem))
     if output.is_file() and output.stat().st_size:
         _stamp(output, record, "", label)  # a record for the next run's expectation, never a book cache key
     elif output.is_file():

@@ -18,15 +18,22 @@ def _book(args) -> int:
     start = time.time()
     records, code, log = build_book(args.profile, only=args.only, force=args.force, jobs=args.jobs)
     failed = [r.notebook for r in records if r.status == "failed"]
+    from .artifacts import build_log
+    from .book import builds_path, project_root
+
+    print("notebooks:")
     for r in records:
-        print(f"{r.notebook:28s} {r.status:8s} {r.duration:7.1f} s" + (f"  {r.error}" if r.error else ""))
+        print(f"  {r.notebook:28s} {r.status:8s} {r.duration:7.1f} s" + (f"  {r.error}" if r.error else ""))
+    builds = sorted(build_log(builds_path(project_root(), args.profile)), key=lambda b: -b["seconds"])
+    if builds:
+        print(f"built in this run ({len(builds)} cache entries, longest first):")
+        for b in builds:
+            print(f"  {b['builder'] + ' ' + b['key']:45s} {b['seconds']:7.1f} s  for {b['notebook'] or '?'}")
     if code != 0:
         print(log, file=sys.stderr)
         print(f"error: the site build failed (jupyter-book exit {code})", file=sys.stderr)
     if failed:
         print(f"error: notebooks failed: {', '.join(failed)} (their pages show the traceback)", file=sys.stderr)
-    from .book import project_root
-
     print(f"site: {site_dir(project_root(), args.profile) / 'index.html'} ({time.time() - start:.0f} s)")
     return 1 if failed or code else 0
 
