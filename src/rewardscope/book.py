@@ -530,6 +530,31 @@ def cell_timeout(root: Path, profile: str, name: str) -> int | None:
     return None if seconds is None else max(CELL_TIMEOUT, int(3 * seconds))
 
 
+LAB_NOTEBOOK = "00_embedded_lab"
+
+
+def _prebuild_lab(scale: str, jobs: int, log: Path) -> None:
+    """Build the lab's entries as a graph on ``jobs`` cores before the notebooks that read them start.
+
+    A failure is only logged: the notebook that needs the entry hits it again and shows the traceback.
+    """
+    from .lab import prebuild
+
+    logger.info("building the lab (%s scale) on %d cores", scale, jobs)
+    saved = {k: os.environ.get(k) for k in (BUILD_LOG_ENV, "REWARDSCOPE_NOTEBOOK")}
+    os.environ.update({BUILD_LOG_ENV: str(log), "REWARDSCOPE_NOTEBOOK": "lab (before the notebooks)"})
+    try:
+        for node, outcome in prebuild(scale, jobs).items():
+            if isinstance(outcome, str):
+                logger.warning("lab entry %s: %s", node, outcome)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def builds_path(root: Path, profile: str | Path) -> Path:
     """The build log of the last ``build_book``: one line per cache entry its kernels built, with its time."""
     return build_dir(root, profile) / "src" / "builds.jsonl"
@@ -592,6 +617,8 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     log = builds_path(root, profile)
     log.unlink(missing_ok=True)
+    if jobs > 1 and any(item[0] == LAB_NOTEBOOK for item in todo):
+        _prebuild_lab(profiles[LAB_NOTEBOOK].get("scale", "default"), jobs, log)
 
     def execute(item) -> RunRecord:
         name, notebook, output, parameters, key = item
