@@ -235,8 +235,9 @@ def test_verdict_is_lexicographic_harmless_first():
     frame_c = pd.DataFrame(chosen, columns=["harmless", "helpful"])
     frame_r = pd.DataFrame(rejected, columns=["harmless", "helpful"])
     assert labeller_verdict(frame_c, frame_r).tolist() == expected
-    # the released notebook's rule: str(np.array) never equals "[1, 1]", so (1,1) vs (1,0) was not "agrees"
-    assert str(np.array([1, 1])) != "[1, 1]"
+    # the released notebook compared str(np.array) with "[1, 1]", which never matches, so it called the
+    # first pair (harmless and helpful chosen over harmless only) something other than "agrees"
+    assert labeller_verdict([[1, 1]], [[1, 0]]).tolist() == ["agrees"]
 
 
 def test_verdict_rejects_bad_labels():

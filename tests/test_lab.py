@@ -58,7 +58,8 @@ def test_policies_build_with_logs_and_held_out_prompts(recipe):
     assert {"step", "reward", "kl", "completion_length"} <= set(log.columns) and len(log) == SMOKE.rl_steps
     train, heldout = lab.rl_prompts(lab.POLICY_RECIPES[recipe], SMOKE)
     assert len(train) == SMOKE.rl_prompts and not set(train) & set(heldout)
-    assert load_policy(name).generate(["hi"], max_new_tokens=3)
+    answers = load_policy(name).generate(["hi", "hello"], max_new_tokens=3)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     effect = lab.policy_effect(recipe, "smoke", n_prompts=3)
     assert list(effect.columns) == ["prompt", "base response", "base gold", "tuned response", "tuned gold"]
 
