@@ -251,6 +251,30 @@ def test_prefix_equals_naive_on_smollm2_weights():
     assert spread > 5e-3 and np.abs(prefix["score"] - naive["score"]).max() < 1e-2 * spread
 
 
+@pytest.mark.slow
+def test_shared_trunk_equals_each_rm_alone_on_smollm2_weights():
+    """Two SmolLM2 RMs that share 26 of 30 layers (the lab's shape; the second's top 4 layers, norm and head redrawn)."""
+    from rewardscope.sweep import vocabulary_sweeps
+
+    rms = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        torch.manual_seed(seed)
+        rm = load_reward_model("smollm2-135m-instruct", allow_random_head=True)
+        if seed == 2:
+            with torch.no_grad():
+                for module in (*rm.model.model.layers[-4:], rm.model.model.norm):
+                    for p in module.parameters():
+                        p.add_(0.05 * p.abs().mean() * torch.randn_like(p))
+        rms[name] = rm
+    ids = np.random.default_rng(0).choice(len(rms["a"].tokenizer), 96, replace=False)
+    shared = vocabulary_sweeps(rms, {"g": PROMPT}, token_ids=ids, cache=False)
+    for name, rm in rms.items():
+        frame = shared[(name, "g")]
+        assert frame.attrs["method"] == "shared-trunk" and frame.attrs["shared_layers"] == 26
+        alone = vocabulary_sweep(rm, PROMPT, token_ids=ids, cache=False)
+        assert np.abs(frame["score"] - alone["score"]).max() < 1e-3 * alone["score"].std()
+
+
 # -- the paper's statistics on planted sweeps (pure pandas/statsmodels) --------------------------------
 
 def _long(rm: str, prompt: str, tokens: list[str], scores) -> pd.DataFrame:
@@ -418,3 +442,137 @@ def test_chapter_3_findings_without_measurements_are_not_tests():
     rows = sweep.findings({"same_gold_missing": "the pair is not among this run's reward models"})
     assert all(r.holds is None for r in rows) and summary(rows) == (0, 0)
     assert "not among this run" in rows[0].rule
+
+
+# --- shared-trunk sweeps: models that share frozen bottom layers compute them once --------------------------
+
+
+def _tiny_family(root: Path, top_seed: int | None, bottom_change: int | None = None) -> Path:
+    """A 4-layer tiny Llama RM (seed 5) saved at ``root``: with ``top_seed`` its top 2 layers, final norm and head
+    are redrawn (a sibling fine-tuned from the same frozen bottom); ``bottom_change`` nudges one weight of that
+    layer by 1e-6 (a different bottom that no name or config reveals)."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from rewardscope.zoo import resolve
+
+    source = resolve("tiny-llama-rm")
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("model.safetensors", "manifest.json"))
+    config = LlamaConfig.from_pretrained(source)
+    config.num_hidden_layers = 4
+    torch.manual_seed(5)
+    model = LlamaForSequenceClassification(config).eval()
+    with torch.no_grad():
+        if top_seed is not None:
+            generator = torch.Generator().manual_seed(top_seed)
+            for module in (*model.model.layers[2:], model.model.norm, model.score):
+                for p in module.parameters():
+                    p.add_(0.3 * p.abs().mean() * torch.randn(p.shape, generator=generator))
+        if bottom_change is not None:
+            model.model.layers[bottom_change].mlp.down_proj.weight[0, 0] += 1e-6
+    model.save_pretrained(root, safe_serialization=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    root = tmp_path_factory.mktemp("family")
+    return {name: load_reward_model(str(_tiny_family(root / name, *args))) for name, args in {
+        "base": (None,), "sibling": (11,), "layer0": (11, 0), "layer1": (11, 1)}.items()}
+
+
+TWO_PROMPTS = {"greatest": PROMPTS["greatest"], "worst": PROMPTS["worst"]}
+
+
+def test_shared_trunk_sweeps_equal_each_model_swept_alone(family):
+    from rewardscope.sweep import vocabulary_sweeps
+
+    rms = {"base": family["base"], "sibling": family["sibling"]}
+    shared = vocabulary_sweeps(rms, TWO_PROMPTS, batch_size=100, cache=False)
+    assert list(shared) == [(r, p) for r in rms for p in TWO_PROMPTS]
+    for (name, prompt), frame in shared.items():
+        alone = vocabulary_sweep(rms[name], TWO_PROMPTS[prompt], method="prefix", cache=False)
+        assert frame.attrs["method"] == "shared-trunk" and frame.attrs["shared_layers"] == 2
+        assert frame.attrs["shared_with"] == [n for n in rms if n != name]
+        pd.testing.assert_frame_equal(frame.drop(columns="score"), alone.drop(columns="score"))
+        spread = alone["score"].std()  # the agreement is not between (near) constants
+        assert spread > 5e-3 and np.abs(frame["score"] - alone["score"]).max() < 1e-3 * spread
+    # the siblings really differ above the trunk
+    a, b = shared[("base", "greatest")]["score"], shared[("sibling", "greatest")]["score"]
+    assert np.abs(a - b).max() > a.std()
+    unshared = vocabulary_sweeps(rms, TWO_PROMPTS, token_ids=range(50), cache=False, share=False)
+    assert unshared[("base", "worst")].attrs["method"] == "prefix"
+    half = vocabulary_sweeps(rms, {"g": PROMPT}, token_ids=range(64), dtype="bfloat16", cache=False)
+    assert half[("sibling", "g")].attrs["dtype"] == "bfloat16"
+    np.testing.assert_allclose(half[("sibling", "g")]["score"], shared[("sibling", "greatest")]["score"][:64], atol=0.05)
+
+
+def test_sharing_stops_at_the_first_layer_whose_weights_differ(family):
+    from rewardscope.sweep import vocabulary_sweeps
+    from rewardscope.trunk import shared_depth
+
+    base = family["base"].model
+    assert shared_depth([base, family["sibling"].model]) == 2
+    assert shared_depth([base, family["layer1"].model]) == 1  # one weight off by 1e-6 in layer 1
+    assert shared_depth([base, family["layer0"].model]) == 0
+    assert shared_depth([base, family["sibling"].model, family["layer1"].model]) == 1
+    ids = range(200)
+    out = vocabulary_sweeps({"base": family["base"], "layer0": family["layer0"]}, TWO_PROMPTS, ids, cache=False)
+    assert {f.attrs["method"] for f in out.values()} == {"prefix"}  # nothing shared: each swept alone
+    lazy = {"base": lambda: family["base"], "layer1": lambda: family["layer1"], "bert": lambda: load_reward_model(
+        "tiny-bert-rm")}  # loaders are called to fingerprint, then again to sweep
+    out = vocabulary_sweeps(lazy, {"greatest": PROMPT}, range(40), cache=False)
+    assert out[("layer1", "greatest")].attrs["shared_layers"] == 1 and out[("bert", "greatest")].attrs["method"] == "naive"
+    alone = vocabulary_sweep(family["layer1"], PROMPT, token_ids=range(40), cache=False)
+    np.testing.assert_allclose(out[("layer1", "greatest")]["score"], alone["score"], atol=1e-5, rtol=0)
+
+
+def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache, monkeypatch):
+    from rewardscope.sweep import vocabulary_sweeps
+
+    rms = {"base": family["base"], "sibling": family["sibling"]}
+    reference = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), cache=False)
+    calls = []
+    real = sweep._score_shared
+
+    def flaky(engine, block, bar=None):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(block))
+        return real(engine, block, bar)
+
+    monkeypatch.setattr(sweep, "_score_shared", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        vocabulary_sweeps(rms, {"g": PROMPT}, range(300), chunk_size=64, batch_size=64)
+    monkeypatch.setattr(sweep, "_score_shared", lambda e, b, bar=None: (calls.append(len(b)), real(e, b, bar))[1])
+    resumed = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), chunk_size=64, batch_size=64)
+    assert calls == [64, 64, 64, 64, 44]  # both models' first two chunks were stored; the rest once for both
+    for key, frame in resumed.items():
+        pd.testing.assert_frame_equal(frame, reference[key], check_exact=False, atol=1e-6)
+    again = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), chunk_size=64, batch_size=64)
+    assert len(calls) == 5 and again[("base", "g")].attrs["cache"] == resumed[("base", "g")].attrs["cache"]
+    alone = vocabulary_sweep(family["base"], PROMPT, token_ids=range(300), chunk_size=64)
+    assert alone.attrs["cache"] != resumed[("base", "g")].attrs["cache"]  # another method, another entry
+    assert resumed[("base", "g")].attrs["cache"] != resumed[("sibling", "g")].attrs["cache"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rms": {}}, "rms must hold at least one reward model"),
+    ({"rms": "tiny-llama-rm"}, "rms must be a dict of name -> reward model"),
+    ({"rms": {"a": "tiny-llama-rm"}}, r"rms\['a'\] must be a Hugging Face reward model"),
+    ({"prompts": []}, "prompts must hold at least one prompt"),
+    ({"prompts": "What?"}, "prompts must be a dict of name -> prompt or a list of prompts, got the string"),
+    ({"prompts": {"x": " "}}, r"prompts\['x'\] must be a non-empty string"),
+    ({"token_ids": [10**6]}, r"token_ids must lie in \[0, "),
+    ({"batch_size": 0}, "batch_size must be a positive int"),
+    ({"share": "yes"}, "share must be True or False"),
+    ({"dtype": "int8"}, "dtype must be one of"),
+])
+def test_shared_trunk_bad_input_fails_with_one_line(family, kwargs, match):
+    from rewardscope.sweep import vocabulary_sweeps
+
+    args = {"rms": {"base": family["base"], "sibling": family["sibling"]}, "prompts": TWO_PROMPTS, **kwargs}
+    with pytest.raises(ValueError, match=match) as err:
+        vocabulary_sweeps(args.pop("rms"), args.pop("prompts"), cache=False, **args)
+    assert "\n" not in str(err.value)

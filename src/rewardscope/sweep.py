@@ -16,6 +16,12 @@ Two methods give the same scores (to float rounding):
   per-candidate copy. Only ``1 + len(suffix)`` tokens per candidate are computed instead of the whole
   sequence (3 instead of 45 for SmolLM2's template with the paper's prompts).
 
+Several RMs whose embeddings and bottom layers hold identical weights (the embedded lab's SmolLM2 RMs fine-tune
+only their top 4 of 30 layers) can also share those layers: :func:`vocabulary_sweeps` finds them by comparing
+the weights and runs the prefix and every candidate through the shared layers once, then each RM's own top
+layers and head (method ``"shared-trunk"``, :mod:`rewardscope.trunk`), equal to each RM swept alone to float
+rounding.
+
 Encoder RMs cannot share a prefix (attention is bidirectional) and always use batched naive scoring.
 Results stream to parquet chunks in the artifact cache; an interrupted sweep resumes from its finished
 chunks, and under ``accelerate launch`` the chunks are split between the processes.
@@ -55,7 +61,7 @@ METHODS = ("prefix", "naive")
 ATTENTION = "rewardscope_shared_prefix"  # the name registered with transformers' AttentionInterface
 BUILDER = "vocab-sweep"
 VERSION = 1
-# candidates per forward, tuned on 2 CPU cores (benchmarks/vocab_sweep_throughput.py --tune): SmolLM2 decoder
+# candidates per forward, tuned on 2 CPU cores (an earlier --tune of benchmarks/vocab_sweep_throughput.py): SmolLM2
 # prefix 512 (256: -9%, 1024: -15%), naive 32 (16 or 64: -5%); MiniLM encoder 128 (32: -6%, 256: -16%)
 DEFAULT_BATCH = {"prefix": 512, "naive": 32, "encoder": 128}
 CHUNK = 4096  # candidates per cached parquet part (the unit of resume and of sharding)
@@ -520,6 +526,84 @@ def _write_part(path: Path, frame: pd.DataFrame) -> None:
     artifacts.atomic_write_bytes(path, buffer.getvalue())
 
 
+def _cache_params(rm, prompt: str, slot: Slot, ids: np.ndarray, method: str, dtype_name: str, **extra) -> dict:
+    """The cache key of one (RM, prompt) sweep: everything its scores depend on, the weights by content."""
+    model = extra.pop("model", None) or _model_fingerprint(rm.model)
+    return {"model": model, "label": rm.label, "architecture": rm.architecture,
+            "prompt": prompt, "prefix": list(slot.prefix), "suffix": list(slot.suffix),
+            "types": None if slot.token_type_ids is None else list(slot.token_type_ids),
+            "tokens": hashlib.sha256(ids.tobytes()).hexdigest()[:16], "n": len(ids), "method": method,
+            "dtype": dtype_name, **extra}
+
+
+class _ChunkStore:
+    """The cache entry of one (RM, prompt) sweep and its resumable parquet chunks.
+
+    Finished chunks live in a hidden ``.<entry>.parts`` directory beside the entry (one atomic file each);
+    :meth:`build` merges them into the entry (scores.parquet, chunks.json) and removes the parts.
+    """
+
+    def __init__(self, params: dict, ids: np.ndarray, chunk_size: int):
+        self.ids, self.chunk_size, self.params = ids, chunk_size, params
+        self.final = artifacts.entry_path(BUILDER, params, VERSION)
+        self.parts = self.final.parent / f".{self.final.name}.parts"
+        self.n_chunks = -(-len(ids) // chunk_size)
+
+    def complete(self) -> bool:
+        return artifacts.is_complete(self.final)
+
+    def part_path(self, k: int) -> Path:
+        return self.parts / f"chunk-{self.chunk_size}-{k:06d}.parquet"
+
+    def expected(self, k: int) -> np.ndarray:
+        return self.ids[k * self.chunk_size:(k + 1) * self.chunk_size]
+
+    def has(self, k: int) -> bool:
+        return self.part_path(k).is_file() and _read_part(self.part_path(k), self.expected(k)) is not None
+
+    def pending(self) -> list[int]:
+        return [k for k in range(self.n_chunks) if not self.has(k)]
+
+    def write(self, k: int, scores: np.ndarray, seconds: float) -> None:
+        _write_part(self.part_path(k), pd.DataFrame({"token_id": self.expected(k), "score": scores,
+                                                     "process": _partial_state().process_index,
+                                                     "seconds": seconds / len(scores)}))
+
+    def build(self, state, batch_size: int, recompute) -> None:
+        """Merge the chunks into the entry (main process); ``recompute(k)`` writes a chunk a process left out."""
+        import torch
+
+        def build(tmp: Path) -> None:
+            frames = []
+            for k in range(self.n_chunks):
+                part = _read_part(self.part_path(k), self.expected(k)) if self.part_path(k).is_file() else None
+                if part is None:  # a process died before writing it: score it here
+                    recompute(k)
+                    part = _read_part(self.part_path(k), self.expected(k))
+                frames.append(part)
+            merged = pd.concat(frames, ignore_index=True)
+            merged[["token_id", "score"]].to_parquet(tmp / "scores.parquet", index=False)
+            computed_by = merged.groupby("process").size()
+            (tmp / "chunks.json").write_text(json.dumps({
+                "chunk_size": self.chunk_size, "chunks": self.n_chunks, "processes": state.num_processes,
+                "tokens_by_process": {str(p): int(n) for p, n in computed_by.items()},
+                "compute_seconds": round(float(merged["seconds"].sum()), 2),
+                "torch_threads": torch.get_num_threads(), "batch_size": batch_size}, indent=2))
+
+        if state.is_main_process:
+            artifacts.cached(BUILDER, self.params, VERSION, build)
+            shutil.rmtree(self.parts, ignore_errors=True)
+        state.wait_for_everyone()
+        if not self.complete():
+            raise RuntimeError(f"the sweep entry {self.final} is missing or corrupt after it was built")
+
+    def scores(self) -> np.ndarray:
+        return pd.read_parquet(self.final / "scores.parquet")["score"].to_numpy()
+
+    def compute_seconds(self) -> float:
+        return json.loads((self.final / "chunks.json").read_text())["compute_seconds"]
+
+
 def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, method: str = "prefix",
                      batch_size: int | None = None, dtype=None, *, progress: bool | None = None,
                      cache: bool = True, chunk_size: int = CHUNK) -> pd.DataFrame:
@@ -552,8 +636,6 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
     >>> vocabulary_sweep(rm, "What is the best thing ever?", token_ids=[5, 6]).columns.tolist()
     ['token_id', 'token', 'score']
     """
-    import torch
-
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     _check_rm(rm)
@@ -576,7 +658,8 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
     batch_size = batch_size or DEFAULT_BATCH[method if rm.architecture == "decoder" else "encoder"]
     dtype_name = str(compute_dtype).removeprefix("torch.")
     attrs = {"prompt": prompt, "method": method, "dtype": dtype_name, "prefix_ids": list(slot.prefix),
-             "suffix_ids": list(slot.suffix), "rm": rm.name}
+             "suffix_ids": list(slot.suffix), "rm": rm.name, "architecture": rm.architecture,
+             "reward": f"{getattr(rm, 'output', 'logits')}[{rm.label}]"}
     if fallback:
         attrs["fallback"] = fallback
 
@@ -622,63 +705,300 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
         attrs["compute_seconds"] = round(time.perf_counter() - started, 2)
         return finish(np.concatenate([results[k] for k in range(n_chunks)]))
 
-    params = {"model": _model_fingerprint(rm.model), "label": rm.label, "architecture": rm.architecture,
-              "prompt": prompt, "prefix": list(slot.prefix), "suffix": list(slot.suffix),
-              "types": None if slot.token_type_ids is None else list(slot.token_type_ids),
-              "tokens": hashlib.sha256(ids.tobytes()).hexdigest()[:16], "n": len(ids), "method": method,
-              "dtype": dtype_name}
-    final = artifacts.entry_path(BUILDER, params, VERSION)
-    if not artifacts.is_complete(final):
-        parts = final.parent / f".{final.name}.parts"
+    store = _ChunkStore(_cache_params(rm, prompt, slot, ids, method, dtype_name), ids, chunk_size)
+    if not store.complete():
         state = _partial_state()
-
-        def part_path(k: int) -> Path:
-            return parts / f"chunk-{chunk_size}-{k:06d}.parquet"
-
-        def expected(k: int) -> np.ndarray:
-            return ids[k * chunk_size:(k + 1) * chunk_size]
-
-        def write(k: int, scores: np.ndarray, seconds: float) -> None:
-            _write_part(part_path(k), pd.DataFrame({"token_id": expected(k), "score": scores,
-                                                    "process": state.process_index, "seconds": seconds / len(scores)}))
-
-        pending = [k for k in range(n_chunks) if not part_path(k).is_file()
-                   or _read_part(part_path(k), expected(k)) is None]
+        pending = store.pending()
         state.wait_for_everyone()  # every process lists the same pending chunks before any writes one
-        done = sum(len(expected(k)) for k in range(n_chunks) if k not in pending)
+        done = len(ids) - sum(len(store.expected(k)) for k in pending)
         if done:
             logger.info("resuming a sweep of %s: %d of %d tokens already scored", rm.name, done, len(ids))
         with state.split_between_processes(pending) as mine:
-            run(mine, write, done)
+            run(mine, store.write, done)
         state.wait_for_everyone()
+        store.build(state, batch_size, lambda k: run([k], store.write))
+    attrs["cache"] = str(store.final)
+    attrs["compute_seconds"] = store.compute_seconds()
+    return finish(store.scores())
 
-        def build(tmp: Path) -> None:
-            frames = []
-            for k in range(n_chunks):
-                part = _read_part(part_path(k), expected(k)) if part_path(k).is_file() else None
-                if part is None:  # a process died before writing it: score it here
-                    run([k], write)
-                    part = _read_part(part_path(k), expected(k))
-                frames.append(part)
-            merged = pd.concat(frames, ignore_index=True)
-            merged[["token_id", "score"]].to_parquet(tmp / "scores.parquet", index=False)
-            computed_by = merged.groupby("process").size()
-            (tmp / "chunks.json").write_text(json.dumps({
-                "chunk_size": chunk_size, "chunks": n_chunks, "processes": state.num_processes,
-                "tokens_by_process": {str(p): int(n) for p, n in computed_by.items()},
-                "compute_seconds": round(float(merged["seconds"].sum()), 2),
-                "torch_threads": torch.get_num_threads(), "batch_size": batch_size}, indent=2))
 
-        if state.is_main_process:
-            artifacts.cached(BUILDER, params, VERSION, build)
-            shutil.rmtree(parts, ignore_errors=True)
+SHARED_TRUNK = "shared-trunk"
+SHARED_BATCH = 128  # candidates per forward of the shared-trunk engine (1 CPU thread, SmolLM2: 64 -6%, 256 -15%)
+
+
+def _check_rms(rms) -> list[tuple[str, Any]]:
+    """(name, reward model or zero-argument loader) pairs of ``rms``; one clear line when malformed."""
+    from collections.abc import Mapping
+
+    if isinstance(rms, Mapping):
+        items = list(rms.items())
+    elif isinstance(rms, (list, tuple)):
+        items = [(getattr(rm, "name", None), rm) for rm in rms]
+    else:
+        raise ValueError(f"rms must be a dict of name -> reward model (or a function that loads one) or a list of "
+                         f"reward models, got {type(rms).__name__}")
+    if not items:
+        raise ValueError("rms must hold at least one reward model, got none")
+    names = [name for name, _ in items]
+    bad = [name for name in names if not isinstance(name, str) or not name]
+    if bad:
+        raise ValueError(f"rms names must be non-empty strings, got {bad[0]!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"rms names must be unique, got {sorted(n for n in set(names) if names.count(n) > 1)}")
+    return items
+
+
+def _check_prompts(prompts) -> dict[str, str]:
+    from collections.abc import Mapping
+
+    if isinstance(prompts, str):
+        raise ValueError(f"prompts must be a dict of name -> prompt or a list of prompts, got the string {prompts!r}")
+    if isinstance(prompts, Mapping):
+        out = dict(prompts)
+    elif isinstance(prompts, (list, tuple)):
+        out = {p: p for p in prompts}
+    else:
+        raise ValueError(f"prompts must be a dict of name -> prompt or a list of prompts, got {type(prompts).__name__}")
+    if not out:
+        raise ValueError("prompts must hold at least one prompt, got none")
+    for name, text in out.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"prompts[{name!r}] must be a non-empty string, got {text!r}")
+    return out
+
+
+def _loaded(name: str, value):
+    """The reward model of an ``rms`` entry (calling a loader), checked."""
+    from .rewards import HFRewardModel
+
+    rm = value if isinstance(value, HFRewardModel) else value() if callable(value) else value
+    if not isinstance(rm, HFRewardModel):
+        raise ValueError(f"rms[{name!r}] must be a Hugging Face reward model (load_reward_model of a model spec) or a "
+                         f"function that returns one, got {rm!r}")
+    return rm
+
+
+def _shared_frames(members: list[tuple[str, Any]], depth: int, prompts: dict[str, str], token_ids, dtype,
+                   batch_size: int, progress, cache: bool, chunk_size: int) -> dict[tuple[str, str], pd.DataFrame] | None:
+    """Sweeps of every prompt for models sharing their bottom ``depth`` layers; None where the engine
+    cannot reproduce their own scores (the caller then sweeps each model alone)."""
+    import torch
+
+    from .trunk import VERSION as ENGINE_VERSION
+    from .trunk import Engine
+
+    names = [name for name, _ in members]
+    rms = [rm for _, rm in members]
+    ids = _check_token_ids(token_ids, rms[0])
+    if any(not np.array_equal(_check_token_ids(token_ids, rm), ids) for rm in rms[1:]):
+        logger.warning("%s score different token ids; sweeping each alone", names)
+        return None
+    compute_dtype = hf.resolve_dtype(dtype, rms[0].device) if dtype is not None else next(rms[0].model.parameters()).dtype
+    dtype_name = str(compute_dtype).removeprefix("torch.")
+    slots = {}
+    for key, prompt in prompts.items():
+        each = [response_slot(rm, prompt) for rm in rms]
+        if any(s != each[0] for s in each[1:]):
+            logger.warning("%s put the response to %r in different template slots; sweeping each alone", names, key)
+            return None
+        slots[key] = each[0]
+    engine = Engine([rm.model for rm in rms], [rm.label for rm in rms], depth, compute_dtype)
+    fingerprint = [_model_fingerprint(rm.model) for rm in rms] if cache else []
+    tol = 1e-3 if compute_dtype == torch.float32 else 1e-1
+    checked = False
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    for key, prompt in prompts.items():
+        slot = slots[key]
+        continuation = torch.empty((len(ids), 1 + len(slot.suffix)), dtype=torch.long)
+        continuation[:, 0] = torch.as_tensor(ids)
+        continuation[:, 1:] = torch.tensor(slot.suffix, dtype=torch.long)
+        engine.prefix(slot.prefix)
+        if not checked:  # the engine against each model's own forward, before anything is stored
+            probe = continuation[:2]
+            full = torch.cat([torch.tensor([list(slot.prefix)] * len(probe)), probe], dim=1)
+            mine = engine.score(probe)
+            for name, rm, scores in zip(names, rms, mine):
+                reference = _scorer(rm, compute_dtype).naive(full)
+                if not np.allclose(scores, reference, rtol=tol, atol=tol):
+                    logger.warning("shared-trunk scores %s of %s disagree with its own forward %s; sweeping each "
+                                   "alone", scores, name, reference)
+                    return None
+            checked = True
+        params = [_cache_params(rm, prompt, slot, ids, SHARED_TRUNK, dtype_name, engine=ENGINE_VERSION,
+                                model=fingerprint[j]) for j, rm in enumerate(rms)] if cache else [{}] * len(rms)
+        scores, seconds, entries = _shared_prompt(engine, continuation, params, names, batch_size, progress, cache,
+                                                  chunk_size)
+        tokens = rms[0].tokenizer.batch_decode([[int(i)] for i in ids])
+        for j, (name, rm) in enumerate(zip(names, rms)):
+            if j and rm.tokenizer is not rms[0].tokenizer:
+                tokens = rm.tokenizer.batch_decode([[int(i)] for i in ids])
+            frame = pd.DataFrame({"token_id": ids, "token": tokens, "score": scores[j]})
+            frame.attrs.update(prompt=prompt, method=SHARED_TRUNK, dtype=dtype_name, prefix_ids=list(slot.prefix),
+                               suffix_ids=list(slot.suffix), rm=rm.name, architecture=rm.architecture,
+                               reward=f"logits[{rm.label}]", shared_layers=depth,
+                               layers=engine.n_layers, shared_with=[n for n in names if n != name],
+                               compute_seconds=seconds[j])
+            if cache:
+                frame.attrs["cache"] = str(entries[j])
+            out[(name, key)] = frame
+    return out
+
+
+def _shared_prompt(engine, continuation, params: list[dict], names: list[str], batch_size: int, progress,
+                   cache: bool, chunk_size: int) -> tuple[list[np.ndarray], list[float], list[Path | None]]:
+    """Scores of every candidate of one recorded prefix for each model of ``engine``: (scores per model,
+    compute seconds per model, cache entry per model). With ``cache`` each model has its own chunk store;
+    the chunks that any of them lacks are computed once for all and written to each."""
+    from .progress import bar as progress_bar
+
+    ids = continuation[:, 0].numpy()
+    n_chunks = -(-len(ids) // chunk_size)
+    stores = [_ChunkStore(p, ids, chunk_size) for p in params] if cache else []
+    open_stores = [s for s in stores if not s.complete()]
+    pending = sorted({k for s in open_stores for k in s.pending()}) if cache else list(range(n_chunks))
+    results: dict[int, np.ndarray] = {}
+
+    def compute(chunks, bar) -> None:
+        for k in chunks:
+            block = continuation[k * chunk_size:(k + 1) * chunk_size]
+            started = time.perf_counter()
+            scores = np.concatenate([_score_shared(engine, block[s:s + batch_size], bar)
+                                     for s in range(0, len(block), batch_size)], axis=1)
+            seconds = (time.perf_counter() - started) / len(names)  # the shared work, split evenly
+            for j, store in enumerate(stores):
+                if store in open_stores:
+                    store.write(k, scores[j], seconds)
+            results[k] = scores
+
+    started = time.perf_counter()
+    if not cache:
+        with progress_bar(total=len(ids), desc=f"sweeping {', '.join(names)} (shared trunk)", unit="tok",
+                          progress=progress, long=len(ids) > 4 * CHUNK, dynamic_ncols=True) as bar:
+            compute(pending, bar)
+        seconds = round((time.perf_counter() - started) / len(names), 2)
+        return list(np.concatenate([results[k] for k in range(n_chunks)], axis=1)), [seconds] * len(names), \
+            [None] * len(names)
+    if open_stores:
+        state = _partial_state()
+        state.wait_for_everyone()  # every process lists the same pending chunks before any writes one
+        total = sum(len(stores[0].expected(k)) for k in pending)
+        with progress_bar(total=len(ids), initial=len(ids) - total, desc=f"sweeping {', '.join(names)} (shared trunk)",
+                          unit="tok", progress=progress if state.is_main_process else False,
+                          long=len(ids) > 4 * CHUNK, dynamic_ncols=True) as bar:
+            with state.split_between_processes(pending) as mine:
+                compute(mine, bar)
         state.wait_for_everyone()
-    if not artifacts.is_complete(final):
-        raise RuntimeError(f"the sweep entry {final} is missing or corrupt after it was built")
-    scores = pd.read_parquet(final / "scores.parquet")
-    attrs["cache"] = str(final)
-    attrs["compute_seconds"] = json.loads((final / "chunks.json").read_text())["compute_seconds"]
-    return finish(scores["score"].to_numpy())
+        for store in open_stores:
+            store.build(state, batch_size, lambda k: compute([k], None))
+    return [s.scores() for s in stores], [s.compute_seconds() for s in stores], [s.final for s in stores]
+
+
+def _score_shared(engine, continuations, bar=None) -> np.ndarray:
+    """Scores ``[models, B]`` of one batch through the shared-trunk engine."""
+    scores = engine.score(continuations)
+    if bar is not None:
+        bar.update(len(continuations))
+    return scores
+
+
+def vocabulary_sweeps(rms, prompts, token_ids: Sequence[int] | None = None, dtype=None, *,
+                      batch_size: int | None = None, progress: bool | None = None, cache: bool = True,
+                      chunk_size: int = CHUNK, share: bool = True,
+                      method: str = "prefix") -> dict[tuple[str, str], pd.DataFrame]:
+    """:func:`vocabulary_sweep` of every reward model and prompt, computing shared frozen layers once.
+
+    Reward models whose embeddings and bottom layers hold identical weights (the embedded lab's decoder RMs
+    fine-tune only the top 4 of SmolLM2's 30 layers) are found by comparing the tensors (never names, see
+    :func:`rewardscope.trunk.shared_depth`); each prompt's prefix and every candidate then run through
+    the shared layers once and through each model's own top layers and head (:class:`rewardscope.trunk.Engine`,
+    method ``"shared-trunk"``). The engine is checked against each model's own forward first; any model it
+    cannot run or that shares nothing is swept alone with :func:`vocabulary_sweep` (method "prefix").
+
+    Parameters
+    ----------
+    rms : dict of name -> reward model, or -> a function that loads one (then at most one group of models
+        sharing a trunk is in memory at a time: each is loaded once to fingerprint its layers, and again to
+        sweep), or a list of reward models (named by ``rm.name``).
+    prompts : dict of name -> prompt text, or a list of prompts (each its own name).
+    token_ids, dtype, progress, cache, chunk_size : as :func:`vocabulary_sweep`; every (model, prompt) is
+        its own cache entry with resumable chunks, keyed by the model's weights (not by the group it was
+        computed in).
+    batch_size : candidates per forward (default: 128 for the shared trunk; :func:`vocabulary_sweep`'s
+        defaults for models swept alone).
+    share : False sweeps every model alone with :func:`vocabulary_sweep` (the reference).
+    method : "prefix" (share what can be shared) or "naive" (every model alone, one full forward per
+        candidate: the plain reference).
+
+    Returns
+    -------
+    dict (model name, prompt name) -> the frame :func:`vocabulary_sweep` returns (token_id, token, score);
+    ``attrs["method"]`` is "shared-trunk" with ``shared_layers`` and ``shared_with`` where layers were shared.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    entries = _check_rms(rms)
+    prompts = _check_prompts(prompts)
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if dtype is not None:
+        hf.resolve_dtype(dtype)
+    if not isinstance(share, bool):
+        raise ValueError(f"share must be True or False, got {share!r}")
+    from .rewards import HFRewardModel
+    from .trunk import common_depth, fingerprints, shared_depth, unsupported
+
+    # 1. which models the shared engine could run; loaders' models are fingerprinted (one in memory at a time)
+
+    prints: list[Any] = []
+    for name, value in entries:
+        rm = _loaded(name, value)
+        _check_token_ids(token_ids, rm)
+        usable = (share and method == "prefix" and rm.architecture == "decoder" and getattr(rm, "output", "logits") == "logits"
+                  and not unsupported(rm.model))
+        if not usable:
+            prints.append(None)
+        elif isinstance(value, HFRewardModel):
+            prints.append(rm)  # in memory anyway: compared exactly below
+        else:
+            prints.append(fingerprints(rm.model))
+        del rm
+
+    def depth(i: int, j: int) -> int:
+        a, b = prints[i], prints[j]
+        if a is None or b is None:
+            return 0
+        if isinstance(a, HFRewardModel) and isinstance(b, HFRewardModel):
+            return shared_depth([a.model, b.model])
+        return common_depth(*(fingerprints(x.model) if isinstance(x, HFRewardModel) else x for x in (a, b)))
+
+    # 2. group models whose leading layers agree with every member's
+    groups: list[list[int]] = []
+    for i in range(len(entries)):
+        for group in groups:
+            if prints[i] is not None and all(depth(i, j) > 0 for j in group):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    # 3. sweep each group: shared where the weights really agree, else each model alone
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    for group in groups:
+        members = [(entries[i][0], _loaded(*entries[i])) for i in group]
+        frames = None
+        if len(members) > 1:
+            layers = shared_depth([rm.model for _, rm in members])
+            if layers > 0:
+                frames = _shared_frames(members, layers, prompts, token_ids, dtype, batch_size or SHARED_BATCH,
+                                        progress, cache, chunk_size)
+        if frames is None:
+            frames = {(name, key): vocabulary_sweep(rm, prompt, token_ids, method, batch_size, dtype,
+                                                    progress=progress, cache=cache, chunk_size=chunk_size)
+                      for name, rm in members for key, prompt in prompts.items()}
+        out.update(frames)
+        del members
+    return {(name, key): out[(name, key)] for name, _ in entries for key in prompts}
 
 
 # --------------------------------------------------------------------------------------------------
