@@ -20,7 +20,8 @@ import pandas as pd
 
 from . import artifacts, hf
 
-VERSION = 2  # 2: models keyed by content (model_identity), rewards as [identity, options] in order
+VERSION = 3  # 2: models keyed by content (model_identity), rewards as [identity, options] in order;
+# 3: samples drawn by rewardscope.sampling (one seeded stream per prompt, independent of the batch)
 
 
 def model_id(spec: str) -> str:

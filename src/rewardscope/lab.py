@@ -27,7 +27,9 @@ import pandas as pd
 from . import artifacts, hf
 from .zoo import entry, read_sidecar, register, register_cached, write_sidecar
 
-VERSION = 2  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits)
+VERSION = 3  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits);
+# 3: the pool sampled by rewardscope.sampling (one seeded stream per prompt), so pairs and RMs are rebuilt with it
+POLICY_VERSION = 2  # the RL policies: TRL samples them, so the new sampler does not change them
 GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness")
 
 
@@ -242,7 +244,7 @@ def _register(scale: Scale) -> None:
     for recipe in POLICY_RECIPES.values():
         name = _rm_name(recipe.name, scale)
         register_cached(name, "policy", f"lab: RL-tuned here ({scale.name} scale)", recipe.description,
-                        lambda out, r=recipe, s=scale: build_policy(r, s, out), VERSION,
+                        lambda out, r=recipe, s=scale: build_policy(r, s, out), POLICY_VERSION,
                         {"recipe": asdict(recipe), "scale": asdict(scale)})
     pre = entry(_rm_name("sentiment-minilm", scale))
     register(replace(pre, name=_rm_name("seal-pre", scale),

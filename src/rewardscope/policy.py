@@ -30,6 +30,10 @@ class Policy:
                  progress: bool | None = None) -> list[str]:
         """Sample one response per prompt (chat template, left padding, KV cache), seeded.
 
+        Models that :func:`rewardscope.sampling.supports` are sampled by its loop (a shared prompt prefix computed
+        once, a static cache, one seeded uniform per token and prompt: an answer does not depend on the batch it was
+        sampled in); others by ``model.generate``. Both sample the same distribution; greedy gives the same tokens.
+
         ``do_sample=False`` gives greedy decoding; ``top_p`` is in (0, 1]. Each prompt's chat-template ids
         plus ``max_new_tokens`` must fit the model's positions (``config.max_position_embeddings``).
         Returns the decoded responses without special tokens.
@@ -73,6 +77,36 @@ class Policy:
                 raise ValueError(f"prompts[{too_long}] is {n} tokens with the chat template; with max_new_tokens="
                                  f"{max_new_tokens} that needs {n + max_new_tokens} positions but the model has {limit} "
                                  "(max_position_embeddings); shorten the prompt or lower max_new_tokens")
+        from . import sampling
+
+        if sampling.supports(self.model):
+            eos = self.model.generation_config.eos_token_id if self.model.generation_config else None
+            eos = tok.eos_token_id if eos is None else eos
+            eos_ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+            n_batches = -(-len(encoded) // batch_size)
+            with torch.no_grad():
+                new = sampling.sample_ids(
+                    self.model, encoded, max_new_tokens=max_new_tokens, pad_id=pad_id, eos_ids=eos_ids,
+                    temperature=temperature, top_p=top_p, do_sample=do_sample, seed=int(seed), batch_size=batch_size,
+                    device=self.device, bar=lambda batches: bar(batches, desc=f"sampling {self.name}", unit="batch",
+                                                                progress=progress, long=n_batches > 4))
+            responses = tok.batch_decode(new, skip_special_tokens=True)
+        else:
+            responses = self._reference_generate(encoded, pad_id, max_new_tokens=max_new_tokens,
+                                                 temperature=temperature, top_p=top_p, do_sample=do_sample,
+                                                 seed=seed, batch_size=batch_size, progress=progress)
+        return [r.strip() for r in responses]
+
+
+    def _reference_generate(self, encoded, pad_id, *, max_new_tokens, temperature, top_p, do_sample, seed,
+                            batch_size, progress=None) -> list[str]:
+        """``model.generate`` on left-padded batches in prompt order: the reference the fast path is tested against,
+        and the path for models it does not cover (:func:`rewardscope.sampling.supports`)."""
+        import torch
+
+        from .progress import bar
+
+        tok = self.tokenizer
         responses: list[str] = []
         starts = range(0, len(encoded), batch_size)
         torch.manual_seed(seed)
@@ -85,7 +119,7 @@ class Policy:
                                           **sampling)
             new = out[:, input_ids.shape[1]:]
             responses.extend(tok.batch_decode(new, skip_special_tokens=True))
-        return [r.strip() for r in responses]
+        return responses
 
 
 def load_policy(spec: str, device=None, dtype=None, trust_remote_code: bool = False,
