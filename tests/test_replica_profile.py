@@ -53,6 +53,6 @@ def test_every_chapter_runs_on_the_paper_models_replicas():
     assert only.returncode == 0, only.stdout[-3000:] + only.stderr[-3000:]
     whole = subprocess.run([*cli, "--jobs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
-    rows = [line.split() for line in whole.stdout.splitlines() if line[:2].isdigit()]
+    rows = [line.split() for line in whole.stdout.splitlines() if line.strip()[:2].isdigit()]
     assert rows and all(row[1] in ("ok", "cached") for row in rows), whole.stdout
     assert (site_dir(ROOT, "replica") / "notebooks" / "03_vocab_sweep.html").is_file()
