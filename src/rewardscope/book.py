@@ -178,16 +178,15 @@ def library_modules(sources: list[str]) -> list[Path]:
     return sorted(seen)
 
 
-def dependency_hashes(root: Path, notebook: Path | None = None) -> dict[str, str]:
-    """Hashes of what a notebook depends on: the library modules it imports (transitively) and the pins.
+def dependency_hashes(root: Path, sources: list[str] | None = None) -> dict[str, str]:
+    """Hashes of what code cells ``sources`` depend on: the library modules they import (transitively) and the pins.
 
-    Without ``notebook``: the whole library (not its runner), for callers that key outside the book.
+    Without ``sources``: the whole library (not its runner), for callers that key outside the book.
     """
-    if notebook is None:
+    if sources is None:
         library = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
     else:
-        nb = nbformat.read(notebook, as_version=4)
-        library = library_modules([c.source for c in nb.cells if c.cell_type == "code"])
+        library = library_modules(sources)
     pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
     return {"lib": _tree_hash(library), "pins": _tree_hash(pins)}
 
@@ -199,9 +198,9 @@ def run_key(notebook: Path, parameters: dict[str, Any], root: Path, dependencies
     ``dependencies`` overrides :func:`dependency_hashes` of the notebook (for tests).
     """
     nb = nbformat.read(notebook, as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    blob = json.dumps({"code": code, "params": parameters, **(dependencies or dependency_hashes(root, notebook))},
-                      sort_keys=True)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    blob = json.dumps({"code": "\n".join(sources), "params": parameters,
+                       **(dependencies or dependency_hashes(root, sources))}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

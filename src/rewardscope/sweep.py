@@ -481,17 +481,9 @@ def _check_token_ids(token_ids, rm) -> np.ndarray:
 
 def _model_fingerprint(model) -> str:
     """A content hash of the weights (names, shapes, sums and a few values of every tensor)."""
-    import torch
+    from .trunk import weights_digest
 
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            flat = tensor.detach().reshape(-1)
-            digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-            if flat.numel() and flat.is_floating_point():
-                digest.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
-                digest.update(flat[:8].double().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return weights_digest(model)
 
 
 def _partial_state():

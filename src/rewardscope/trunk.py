@@ -94,9 +94,9 @@ def shared_depth(models: Sequence[Any]) -> int:
     return depth
 
 
-def _module_digest(module) -> str:
-    """A cheap content hash of a module's tensors (names, shapes, sums and a few values): a first pass that
-    :func:`shared_depth` confirms exactly."""
+def weights_digest(module) -> str:
+    """A cheap content hash of a module's tensors (names, shapes, sums and a few values): a sweep's cache key, and
+    here a first pass that :func:`shared_depth` confirms exactly."""
     import torch
 
     digest = hashlib.sha256()
@@ -106,7 +106,6 @@ def _module_digest(module) -> str:
             digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
             if flat.numel() and flat.is_floating_point():
                 digest.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
-                digest.update(np.float64(flat.abs().sum(dtype=torch.float64).item()).tobytes())
                 digest.update(flat[:8].double().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
@@ -120,9 +119,9 @@ def fingerprints(model) -> tuple[str, list[str]] | None:
     if unsupported(model):
         return None
     base = model.base_model
-    head = (f"{_config_signature(model)}:{_module_digest(base.embed_tokens)}:{_module_digest(base.rotary_emb)}:"
+    head = (f"{_config_signature(model)}:{weights_digest(base.embed_tokens)}:{weights_digest(base.rotary_emb)}:"
             f"{next(model.parameters()).dtype}:{next(model.parameters()).device}")
-    return head, [_module_digest(layer) for layer in base.layers]
+    return head, [weights_digest(layer) for layer in base.layers]
 
 
 def common_depth(a: tuple[str, list[str]] | None, b: tuple[str, list[str]] | None) -> int:
