@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rewardscope import data
-from rewardscope.pairs import preference_pairs, sample_pool, split_prompts, to_dataset_dict
+from rewardscope.pairs import bt_temperature, preference_pairs, sample_pool, split_prompts, to_dataset_dict
 from rewardscope.policy import load_policy
 
 
@@ -68,6 +68,35 @@ def test_pairs_respect_margin_order_and_split_by_prompt():
     assert set(dd) == {"train", "validation", "test"} and dd["test"].num_rows == 20
     capped = preference_pairs(_planted_pool(), "gold_x", margin=0.0, max_pairs_per_prompt=2)
     assert capped.groupby("prompt_id").size().max() == 2
+
+
+def test_label_noise_flips_the_planted_share_and_close_pairs_most():
+    rows = [{"prompt_id": pid, "prompt": f"p{pid}", "sample": s, "response": f"r{pid}-{s}", "gold_x": g}
+            for pid in range(1500) for s, g in enumerate([0.0, 0.1, 2.0])]
+    pool = pd.DataFrame(rows)
+    clean = preference_pairs(pool, "gold_x")
+    assert not clean["flipped"].any() and (clean["chosen_score"] > clean["rejected_score"]).all()
+    noisy = preference_pairs(pool, "gold_x", label_noise=0.25)
+    assert noisy["flipped"].mean() == pytest.approx(0.25, abs=0.02)  # 4,500 pairs: SE 0.0065
+    assert (noisy["chosen_score"] < noisy["rejected_score"]).to_numpy().tolist() == noisy["flipped"].tolist()
+    gap = (noisy["chosen_score"] - noisy["rejected_score"]).abs()
+    assert noisy.loc[gap < 0.5, "flipped"].mean() > 0.4 > noisy.loc[gap > 1.5, "flipped"].mean()  # σ(−gap/T)
+    assert set(noisy["chosen"]) | set(noisy["rejected"]) == set(clean["chosen"]) | set(clean["rejected"])
+    assert noisy.equals(preference_pairs(pool, "gold_x", label_noise=0.25))  # seeded
+
+
+def test_bt_temperature_solves_the_expected_flip_rate():
+    from scipy.special import expit
+
+    gaps = np.array([0.1, 0.5, 1.0, 3.0])
+    t = bt_temperature(gaps, 0.2)
+    assert expit(-gaps / t).mean() == pytest.approx(0.2, abs=1e-8)
+    with pytest.raises(ValueError, match="label_noise must be in"):
+        bt_temperature(gaps, 0.5)
+    with pytest.raises(ValueError, match="gaps above 0"):
+        bt_temperature(np.array([0.0, 1.0]), 0.2)
+    with pytest.raises(ValueError, match="label_noise must be in"):
+        preference_pairs(_planted_pool(), "gold_x", label_noise=0.6)
 
 
 def test_pairs_fail_clearly():

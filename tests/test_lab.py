@@ -39,6 +39,22 @@ def test_reward_models_build_with_metrics_and_load():
     assert manifest["build_seconds"] > 0
 
 
+def test_seal_post_trains_on_noisy_labels_and_reports_both_accuracies():
+    pairs = lab.recipe_pairs("seal-post", "smoke")
+    assert pairs["flipped"].any() and not lab.recipe_pairs("sentiment-minilm", "smoke")["flipped"].any()
+    assert lab.RM_RECIPES["seal-post"].label_noise == 0.25
+    metrics = read_sidecar(resolve("seal-post-smoke"))["metrics"]
+    assert metrics["label_noise"] == pytest.approx(pairs["flipped"].mean())
+    assert 0 <= metrics["heldout_gold_accuracy"] <= 1
+    with pytest.raises(ValueError, match="unknown lab reward-model recipe 'harmless-smollm2'"):
+        lab.recipe_pairs("harmless-smollm2")
+
+
+def test_the_lab_pins_float32_on_every_machine():
+    default = lab.SCALES["default"]
+    assert default.sample_dtype == "float32" and not default.train_bf16
+
+
 def test_seal_pre_is_sentiment_and_post_is_trained_further():
     assert resolve("seal-pre-smoke") == resolve("sentiment-minilm-smoke")
     post = read_sidecar(resolve("seal-post-smoke"))

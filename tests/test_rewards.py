@@ -123,6 +123,11 @@ def test_vader_utility_is_the_irm_papers_formula():
     np.testing.assert_allclose(scores, [(1.9 + 1.9 - 2.5) / 5, 10.0, 0.0])
 
 
+def test_concise_is_minus_the_word_count_of_the_response():
+    scores = load_reward_model("concise").score(["a long prompt of many words", "q"], ["Yes, it's fine.", ""])
+    np.testing.assert_array_equal(scores, [-3.0, 0.0])
+
+
 def test_lexicon_and_classifier_rewards_order_obvious_cases():
     pairs = (["q", "q"], ["What a wonderful, lovely day!", "This is awful and I hate it."])
     for spec in ("vader-compound", "afinn", "vader-utility"):

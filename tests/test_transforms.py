@@ -424,15 +424,15 @@ def test_heldout_pairs_of_a_lab_rm_come_from_its_own_gold_and_split(monkeypatch)
 
     calls = []
 
-    def fake_pairs(scale, gold, margin):
-        calls.append((scale.name, gold, margin))
+    def fake_pairs(scale, gold, margin, label_noise=0.0):
+        calls.append((scale.name, gold, margin, label_noise))
         return pd.DataFrame({"split": ["train", "validation", "test"], "prompt": ["p"] * 3, "chosen": list("abc"),
                              "rejected": list("xyz")})
 
     monkeypatch.setattr(lab, "preference_pairs", fake_pairs)
     assert lab.heldout_pairs("sentiment-minilm")["chosen"].tolist() == ["b"]
     assert lab.heldout_pairs("helpful-minilm-smoke", split="test")["chosen"].tolist() == ["c"]
-    assert calls == [("default", "vader-compound", 0.3), ("smoke", "helpfulness", 0.0)]  # the RM's own training pairs
+    assert calls == [("default", "vader-compound", 0.3, 0.0), ("smoke", "helpfulness", 0.0, 0.0)]  # its own pairs
     assert lab.heldout_pairs("OpenAssistant/reward-model-deberta-v3-large-v2") is None
     with pytest.raises(ValueError, match="split must be"):
         lab.heldout_pairs("sentiment-minilm", split="train")

@@ -27,10 +27,12 @@ import pandas as pd
 from . import artifacts, hf
 from .zoo import entry, read_sidecar, register, register_cached, write_sidecar
 
-VERSION = 3  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits);
-# 3: the pool sampled by rewardscope.sampling (one seeded stream per prompt), so pairs and RMs are rebuilt with it
+VERSION = 4  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits);
+# 3: the pool sampled by rewardscope.sampling (one seeded stream per prompt), so pairs and RMs are rebuilt with it;
+# 4: float32 everywhere (no machine-dependent bfloat16), the concise gold, Bradley–Terry label noise on SEAL's
+#    target set, helpful-smollm2 and concise-minilm instead of the near-chance harmless-smollm2
 POLICY_VERSION = 2  # the RL policies: TRL samples them, so the new sampler does not change them
-GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness")
+GOLDS = ("vader-utility", "vader-compound", "afinn", "toxicity", "helpfulness", "concise")
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,18 @@ class Scale:
     rl_prompts: int
     rl_max_completion_length: int
     train_bf16: bool = False  # bfloat16 autocast in RM training where the CPU runs it natively (AMX: ~2x faster)
+    decoder_batch_size: int = 16  # pairs per step of the decoder RMs
     gold_override: str | None = None  # smoke: random tiny-model text has no sentiment, so every RM uses this gold
 
 
 SCALES = {
     "default": Scale("default", policy="smollm2-135m-instruct", encoder="minilm-l6", decoder="smollm2-135m-instruct",
-                     chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="auto",
+                     chatterbot_prompts=600, review_prompts=400, k=4, max_new_tokens=32, sample_dtype="float32",
                      encoder_epochs=2, decoder_epochs=1, decoder_top_layers=4, rl_steps=40, rl_prompts=400,
-                     rl_max_completion_length=24, train_bf16=True),
+                     rl_max_completion_length=24, decoder_batch_size=8),
+    # float32 on every machine: with dtype "auto" the AMX build (bfloat16) and the AVX2 build (float32) gave
+    # different lab RMs and flipped chapter 2's verdicts; AVX2, the slower machine that sets the budget, samples and
+    # trains in float32 anyway. Decoder RMs take 8 pairs per step: twice the updates for the same compute.
     "smoke": Scale("smoke", policy="tiny-llama", encoder="tiny-bert-rm", decoder="tiny-llama", chatterbot_prompts=24,
                    review_prompts=16, k=4, max_new_tokens=8, sample_dtype="float32", encoder_epochs=1, decoder_epochs=1,
                    decoder_top_layers=1, rl_steps=2, rl_prompts=16, rl_max_completion_length=8,
@@ -112,19 +118,35 @@ def derived_golds(pool: pd.DataFrame) -> pd.DataFrame:
     return pool
 
 
-def preference_pairs(scale: Scale, gold: str, margin: float) -> pd.DataFrame:
-    """Pairs of the scale's pool labelled by ``gold`` (cached as a `datasets` parquet file)."""
+def preference_pairs(scale: Scale, gold: str, margin: float, label_noise: float = 0.0) -> pd.DataFrame:
+    """Pairs of the scale's pool labelled by ``gold`` (cached as a `datasets` parquet file); ``label_noise``: the
+    share of labels flipped, drawn from Bradley–Terry (see :func:`rewardscope.pairs.preference_pairs`)."""
     from datasets import Dataset
 
     from .pairs import preference_pairs as make_pairs
 
     def build(out: Path) -> None:
         pool = derived_golds(sample_pool(scale))
-        pairs = make_pairs(pool, f"gold_{gold}", margin, seed=0)
+        pairs = make_pairs(pool, f"gold_{gold}", margin, seed=0, label_noise=label_noise)
         Dataset.from_pandas(pairs, preserve_index=False).to_parquet(str(out / "pairs.parquet"))
 
-    params = {"scale": asdict(scale), "gold": gold, "margin": margin}
+    params = {"scale": asdict(scale), "gold": gold, "margin": margin, "label_noise": label_noise}
     return pd.read_parquet(artifacts.cached("lab-pairs", params, VERSION, build).path / "pairs.parquet")
+
+
+def recipe_pairs(recipe: str | RMRecipe, scale: str | Scale = "default") -> pd.DataFrame:
+    """The preference pairs a lab RM recipe is trained and tested on (its gold, margin and label noise)."""
+    recipe = recipe if isinstance(recipe, RMRecipe) else _recipe(recipe)
+    scale = scale if isinstance(scale, Scale) else _scale(scale)
+    if scale.gold_override:  # smoke: one gold for every RM, but the recipe's label noise
+        return preference_pairs(scale, scale.gold_override, 0.0, recipe.label_noise)
+    return preference_pairs(scale, recipe.gold, recipe.margin, recipe.label_noise)
+
+
+def _recipe(name: str) -> RMRecipe:
+    if name not in RM_RECIPES:
+        raise ValueError(f"unknown lab reward-model recipe {name!r}; recipes: {', '.join(RM_RECIPES)}")
+    return RM_RECIPES[name]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,6 +164,7 @@ class RMRecipe:
     description: str
     learning_rate: float = 3e-5
     batch_size: int = 16
+    label_noise: float = 0.0  # share of the pairs whose label is flipped, drawn from Bradley–Terry (pairs.preference_pairs)
 
 
 RM_RECIPES = {r.name: r for r in (
@@ -152,11 +175,16 @@ RM_RECIPES = {r.name: r for r in (
     RMRecipe("sentiment-smollm2", "decoder", "vader-compound", 0.3,
              "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM on VADER-compound preferences",
              learning_rate=1.5e-4),
-    RMRecipe("harmless-smollm2", "decoder", "harmless", 0.1,
-             "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM preferring the less toxic response",
-             learning_rate=1.5e-4),
+    RMRecipe("helpful-smollm2", "decoder", "helpfulness", 0.1,
+             "SmolLM2-135M (top layers fine-tuned) Bradley–Terry RM on the helpfulness proxy (chapter 3's 2 x 2: "
+             "two golds on two backbones)", learning_rate=1.5e-4),
+    RMRecipe("concise-minilm", "encoder", "concise", 2.0,
+             "MiniLM-L6 Bradley–Terry RM preferring the shorter response (by at least 2 words); chapter 5's property "
+             "that conflicts with helpfulness"),
     RMRecipe("seal-post", "sentiment-minilm", "hh", 0.1,
-             "SEAL's post RM: sentiment-minilm further trained on the helpful-and-harmless target set"),
+             "SEAL's post RM: sentiment-minilm further trained on the helpful-and-harmless target set, whose labels "
+             "are drawn from Bradley–Terry with a quarter flipped (human labels are noisy; SEAL's resistance needs it)",
+             label_noise=0.25),
 )}
 
 
@@ -174,14 +202,23 @@ def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
     else:
         backbone, trainable, epochs = _rm_name(recipe.backbone, scale), "all", scale.encoder_epochs
     gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
-    pairs = preference_pairs(scale, gold, margin)
+    pairs = recipe_pairs(recipe, scale)
+    batch_size = scale.decoder_batch_size if recipe.backbone == "decoder" else recipe.batch_size
     config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
-                      batch_size=recipe.batch_size, max_length=128,
+                      batch_size=batch_size, max_length=128,
                       bf16=scale.train_bf16 and hf.fast_bf16(hf.resolve_device(None)))
     result = train_reward_model(pairs, config, out, gold=gold)  # the cache entry is the model directory
+    metrics = dict(result.metrics, label_noise=float(pairs["flipped"].mean()))
+    if pairs["flipped"].any():  # accuracy against the noise-free gold order as well as against the noisy labels
+        from .rewards import load_reward_model
+
+        test = pairs[pairs["split"] == "test"]
+        rm = load_reward_model(str(out))
+        correct = rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
+        metrics["heldout_gold_accuracy"] = float(np.mean(correct != test["flipped"].to_numpy()))
     write_sidecar(out, kind="reward-model", architecture="decoder" if recipe.backbone == "decoder" else "encoder",
-                  backbone=backbone, gold=gold, margin=margin, scale=scale.name,
-                  description=recipe.description, config=asdict(config), metrics=result.metrics)
+                  backbone=backbone, gold=gold, margin=margin, label_noise=recipe.label_noise, scale=scale.name,
+                  description=recipe.description, config=asdict(config), metrics=metrics)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,7 +366,9 @@ def reward_model_table(scale: str = "default") -> pd.DataFrame:
         m = meta["metrics"]
         rows.append({"reward model": lab_name(recipe.name, scale), "backbone": meta["backbone"], "gold": meta["gold"],
                      "margin": meta["margin"], "train pairs": m["n_train_pairs"], "test pairs": m["n_test_pairs"],
-                     "trainable parameters": m["trainable_parameters"], "held-out accuracy": m["heldout_accuracy"],
+                     "trainable parameters": m["trainable_parameters"], "label noise": m.get("label_noise", 0.0),
+                     "held-out accuracy": m["heldout_accuracy"],
+                     "held-out accuracy vs gold": m.get("heldout_gold_accuracy", m["heldout_accuracy"]),
                      "train seconds": m["train_seconds"]})
     return pd.DataFrame(rows)
 
@@ -337,11 +376,9 @@ def reward_model_table(scale: str = "default") -> pd.DataFrame:
 def heldout_correct(recipe: str, scale: str = "default") -> np.ndarray:
     """Per test pair of a lab RM: whether the saved RM scores chosen above rejected (for bootstrap CIs)."""
     from .rewards import load_reward_model
-    from .zoo import read_sidecar, resolve
 
     name = lab_name(recipe, scale)
-    meta = read_sidecar(resolve(name))
-    pairs = preference_pairs(SCALES[scale], meta["gold"], meta["margin"])
+    pairs = recipe_pairs(recipe, scale)
     test = pairs[pairs["split"] == "test"]
     rm = load_reward_model(name)
     return rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
@@ -358,8 +395,7 @@ def heldout_pairs(name: str, split: str = "validation") -> pd.DataFrame | None:
     for scale in SCALES.values():
         for recipe in RM_RECIPES.values():
             if _rm_name(recipe.name, scale) == name:
-                gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
-                pairs = preference_pairs(scale, gold, margin)
+                pairs = recipe_pairs(recipe, scale)
                 return pairs[pairs["split"] == split].reset_index(drop=True)
     return None
 

@@ -61,17 +61,41 @@ def split_prompts(prompt_ids: Sequence[int], fractions: tuple[float, float] = (0
     return {int(i): ("validation" if j < n_val else "test" if j < n_val + n_test else "train") for j, i in enumerate(ids)}
 
 
+def bt_temperature(gaps: np.ndarray, label_noise: float) -> float:
+    """The Bradley–Terry temperature T at which labels drawn with P(higher gold preferred) = σ(gap / T)
+    flip ``label_noise`` of the pairs with these gold ``gaps`` on average (mean σ(−|gap| / T) = label_noise)."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    gaps = np.abs(np.asarray(gaps, dtype=float))
+    if not 0 < label_noise < 0.5:
+        raise ValueError(f"label_noise must be in (0, 0.5), got {label_noise!r}")
+    if gaps.size == 0 or not np.all(gaps > 0):
+        raise ValueError("label noise needs at least one pair and gold gaps above 0")
+    # the flip rate rises from 0 (T → 0) towards 0.5 (T → ∞): one root, bracketed in log T
+    excess = lambda log_t: float(expit(-gaps / np.exp(log_t)).mean()) - label_noise  # noqa: E731
+    low, high = np.log(gaps.min()) - 10, np.log(gaps.max()) + 20
+    return float(np.exp(brentq(excess, low, high, xtol=1e-10)))
+
+
 def preference_pairs(pool: pd.DataFrame, gold: str, margin: float = 0.0, *, fractions: tuple[float, float] = (0.1, 0.1),
-                     seed: int = 0, max_pairs_per_prompt: int | None = None) -> pd.DataFrame:
+                     seed: int = 0, max_pairs_per_prompt: int | None = None, label_noise: float = 0.0) -> pd.DataFrame:
     """Pairs of responses to the same prompt whose ``gold`` scores differ by at least ``margin``.
 
-    Returns columns split, prompt_id, prompt, chosen, rejected, chosen_score, rejected_score; the
+    Returns columns split, prompt_id, prompt, chosen, rejected, chosen_score, rejected_score, flipped; the
     split is by prompt. ``gold`` names a column of the pool (e.g. "gold_vader-compound").
+
+    With ``label_noise`` > 0 the labels are drawn as a human labeller's would be under Bradley–Terry: the response
+    with the higher gold is chosen with probability σ(gap / T), T set by :func:`bt_temperature` so that
+    ``label_noise`` of the pairs are flipped on average (close pairs flip more often than clear ones).
+    ``flipped`` marks the pairs whose chosen response has the lower gold; ``chosen_score`` stays the chosen one's.
     """
     if gold not in pool.columns:
         raise ValueError(f"pool has no column {gold!r}; gold columns: {[c for c in pool.columns if c.startswith('gold_')]}")
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if not 0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise!r}")
     # split by prompt *text*: two ids with the same text would otherwise leak a test prompt into training
     texts = pd.Index(pool["prompt"].unique())
     by_text = split_prompts(np.arange(len(texts)), fractions, seed)
@@ -97,6 +121,17 @@ def preference_pairs(pool: pd.DataFrame, gold: str, margin: float = 0.0, *, frac
                                         "rejected_score"])
     if pairs.empty:
         raise ValueError(f"no pair of responses differs by {margin} in {gold}; lower the margin or sample more")
+    pairs["flipped"] = False
+    if label_noise > 0:
+        from scipy.special import expit
+
+        gaps = (pairs["chosen_score"] - pairs["rejected_score"]).to_numpy()
+        temperature = bt_temperature(gaps, label_noise)
+        flip = np.random.default_rng([seed, 1]).random(len(pairs)) < expit(-gaps / temperature)
+        swapped = ["rejected", "chosen", "rejected_score", "chosen_score"]
+        pairs.loc[flip, ["chosen", "rejected", "chosen_score", "rejected_score"]] = pairs.loc[flip, swapped].to_numpy()
+        pairs["flipped"] = flip
+        pairs.attrs["bt_temperature"] = temperature
     return pairs
 
 

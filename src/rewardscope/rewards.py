@@ -146,6 +146,13 @@ def _vader_compound() -> RewardModel:
     return ResponseReward("vader-compound", lambda text: analyzer.polarity_scores(text)["compound"])
 
 
+@register_kind("concise")
+def _concise() -> RewardModel:
+    """Minus the number of words of the response: shorter is better (the lab's property that conflicts with
+    the helpfulness proxy, whose length guard and topicality favour longer answers)."""
+    return ResponseReward("concise", lambda text: -float(len(_WORD.findall(text.lower()))))
+
+
 @register_kind("afinn")
 def _afinn() -> RewardModel:
     """Sum of AFINN-en-165 valences of the response's words."""
