@@ -50,6 +50,31 @@ def test_seal_post_trains_on_noisy_labels_and_reports_both_accuracies():
         lab.recipe_pairs("harmless-smollm2")
 
 
+def test_below_bar_names_each_reward_model_that_misses_it():
+    import pandas as pd
+
+    table = pd.DataFrame({"reward model": ["a", "b", "c", "d"], "test pairs": [350, 70, 400, 120],
+                          "held-out accuracy vs gold": [0.85, 0.9, 0.66, 0.5]})
+    short = lab.below_bar(table)
+    assert short["reward model"].tolist() == ["b", "c", "d"]
+    assert short["why"].tolist() == ["70 test pairs < 300", "accuracy 0.660 < 0.8",
+                                     "accuracy 0.500 < 0.8, 120 test pairs < 300"]
+    assert lab.below_bar(table, min_accuracy=0.5, min_pairs=50)["reward model"].tolist() == []
+    with pytest.raises(ValueError, match="table needs columns"):
+        lab.below_bar(table.drop(columns="test pairs"))
+    with pytest.raises(ValueError, match="min_accuracy"):
+        lab.below_bar(table, min_accuracy=1.5)
+
+
+def test_heldout_correct_against_gold_undoes_the_flips():
+    labels = lab.heldout_correct("seal-post", "smoke")
+    gold = lab.heldout_correct("seal-post", "smoke", against="gold")
+    test = lab.recipe_pairs("seal-post", "smoke").query("split == 'test'")
+    assert ((labels != gold) == test["flipped"].to_numpy()).all()
+    with pytest.raises(ValueError, match="against must be"):
+        lab.heldout_correct("seal-post", "smoke", against="truth")
+
+
 def test_the_lab_pins_float32_on_every_machine():
     default = lab.SCALES["default"]
     assert default.sample_dtype == "float32" and not default.train_bf16

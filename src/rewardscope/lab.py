@@ -373,15 +373,37 @@ def reward_model_table(scale: str = "default") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def heldout_correct(recipe: str, scale: str = "default") -> np.ndarray:
-    """Per test pair of a lab RM: whether the saved RM scores chosen above rejected (for bootstrap CIs)."""
+MIN_ACCURACY, MIN_TEST_PAIRS = 0.8, 300
+"""The bar every lab RM a chapter relies on must clear: held-out accuracy against its gold of at least
+MIN_ACCURACY on at least MIN_TEST_PAIRS test pairs (a chapter cannot learn from a reward model near chance)."""
+
+
+def below_bar(table: pd.DataFrame, min_accuracy: float = MIN_ACCURACY, min_pairs: int = MIN_TEST_PAIRS) -> pd.DataFrame:
+    """The rows of :func:`reward_model_table` that miss the bar, with a column ``why`` ("" for none)."""
+    needed = {"reward model", "test pairs", "held-out accuracy vs gold"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"table needs columns {sorted(needed)}, got {sorted(table.columns)}")
+    if not 0 < min_accuracy <= 1 or min_pairs < 1:
+        raise ValueError(f"min_accuracy must be in (0, 1] and min_pairs >= 1, got {min_accuracy}, {min_pairs}")
+    accuracy, pairs = table["held-out accuracy vs gold"], table["test pairs"]
+    why = [", ".join(([f"accuracy {a:.3f} < {min_accuracy}"] if a < min_accuracy else [])
+                     + ([f"{n} test pairs < {min_pairs}"] if n < min_pairs else [])) for a, n in zip(accuracy, pairs)]
+    return table.assign(why=why)[[bool(w) for w in why]]
+
+
+def heldout_correct(recipe: str, scale: str = "default", against: str = "labels") -> np.ndarray:
+    """Per test pair of a lab RM: whether the saved RM orders it as its ``against`` says (for bootstrap CIs):
+    "labels" (chosen above rejected, the labels it was trained on) or "gold" (the noise-free gold's order)."""
     from .rewards import load_reward_model
 
+    if against not in ("labels", "gold"):
+        raise ValueError(f"against must be 'labels' or 'gold', got {against!r}")
     name = lab_name(recipe, scale)
     pairs = recipe_pairs(recipe, scale)
     test = pairs[pairs["split"] == "test"]
     rm = load_reward_model(name)
-    return rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
+    correct = rm.score(test["prompt"], test["chosen"]) > rm.score(test["prompt"], test["rejected"])
+    return correct != test["flipped"].to_numpy() if against == "gold" else correct
 
 
 def heldout_pairs(name: str, split: str = "validation") -> pd.DataFrame | None:
