@@ -1,6 +1,6 @@
 """Vocabulary-sweep speed: chapter 3's two SmolLM2 RMs over its 3 prompts, each RM alone vs a shared trunk.
 
-Chapter 3 sweeps two decoder RMs, sentiment-smollm2 and harmless-smollm2, that the embedded lab trains from
+Chapter 3 sweeps two decoder RMs, sentiment-smollm2 and helpful-smollm2, that the embedded lab trains from
 one SmolLM2-135M-Instruct with only the top 4 of 30 layers, the final norm and a head trainable: their
 embeddings and bottom 26 layers are identical. This script times, in one process on the same token ids:
 
@@ -36,7 +36,7 @@ from rewardscope.sweep import PROMPTS, response_slot, sweep_throughput, vocabula
 from rewardscope.trunk import shared_depth
 from rewardscope.zoo import entry
 
-LAB = ("sentiment-smollm2", "harmless-smollm2")
+LAB = ("sentiment-smollm2", "helpful-smollm2")
 TOP = 4  # the lab's decoder_top_layers
 
 

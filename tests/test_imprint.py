@@ -373,7 +373,7 @@ def test_seal_findings_mark_by_construction_rows_and_can_fail():
     assert by["the targets leave the largest positive imprints"].holds is None
     assert by["rewards rotate towards the label where pairs got aligned"].holds is None
     assert by["training on the preference data raises agreement with its labels"].holds is True
-    assert by["the model errs most where the labeller disagrees with the gold"].holds is True
+    assert by["the model errs most where the labeller disagrees with the label"].holds is True
     assert by["rewards rotate away from the label where pairs resisted"].holds is True
     res = by["a share of the pairs the RM was trained on resists: still misordered after training"]
     assert res.holds is True and res.unit == "prompts" and res.n == 160  # in-sample: the 160 train prompts
@@ -393,6 +393,47 @@ def test_seal_target_imprints_are_a_test_only_with_independent_labellers():
     imprint = pd.DataFrame({"coef": [0.1, -0.2, 0.9], "ci_low": [-0.1, -0.4, 0.5], "ci_high": [0.3, 0.0, 1.3]},
                            index=["harmless", "helpful", "eloquence"])
     imprint.attrs["n_clusters"] = 120
-    results = seal_results(_planted_pairs(), imprint_post=imprint, gold_from_target_signals=False, n_resamples=100)
+    results = seal_results(_planted_pairs(), imprint_post=imprint, labellers_share_gold_signals=False, n_resamples=100)
     row = {r.claim: r for r in findings(results)}["the targets leave positive imprints"]
     assert row.holds is False and "eloquence" in row.here and row.n == 120
+
+
+def test_seal_target_imprints_are_not_a_test_when_labellers_share_the_golds_signals():
+    """With target labellers computed from the gold's own signals (labels.helpful_proxy and
+    harmless_proxy on the lab's hh gold), the target row cannot fail and is not counted, even where
+    the targets' imprints are the largest and clearly positive."""
+    from rewardscope.findings import summary
+    from rewardscope.imprint import findings, seal_results
+
+    imprint = pd.DataFrame({"coef": [0.8, 0.6, 0.1], "ci_low": [0.5, 0.3, -0.1], "ci_high": [1.1, 0.9, 0.3]},
+                           index=["harmless", "helpful", "eloquence"])
+    imprint.attrs["n_clusters"] = 120
+    shared = findings(seal_results(_planted_pairs(), imprint_post=imprint, labellers_share_gold_signals=True,
+                                   n_resamples=100))
+    rows = {r.claim: r for r in shared}
+    row = rows["the targets leave the largest positive imprints"]
+    assert row.holds is None and row.rule.startswith("not a test here") and "by construction" in row.rule
+    assert row.here == "harmless, helpful"
+    # the same imprints with independent labellers (the default) are a test, and it holds
+    independent = findings(seal_results(_planted_pairs(), imprint_post=imprint, n_resamples=100))
+    assert {r.claim: r for r in independent}["the targets leave positive imprints"].holds is True
+    assert summary(independent) == (summary(shared)[0] + 1, summary(shared)[1] + 1)
+
+
+def test_identifiable_features_drops_constant_and_redundant_features_in_order():
+    from rewardscope.imprint import identifiable_features
+
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"harmless": rng.integers(0, 2, n), "length": rng.normal(size=n), "constant": np.ones(n)})
+    frame["insult"] = 1 - frame["harmless"]  # the same texts flagged twice: not identified together
+    frame["sum"] = frame["harmless"] + 2 * frame["length"]
+    assert identifiable_features(frame, ["harmless", "length", "constant", "insult", "sum"]) == ["harmless", "length"]
+    assert identifiable_features(frame, ["insult", "harmless"]) == ["insult"]  # order decides which is kept
+    fit = feature_imprint(frame.assign(r=frame["length"]), "r", identifiable_features(frame, list(frame.columns)))
+    assert list(fit.index) == ["harmless", "length"]
+    pairs = pd.DataFrame({"chosen_a": [1, 0, 1, 0, 1], "rejected_a": [0, 0, 1, 1, 0],
+                          "chosen_b": [1, 0, 1, 0, 1], "rejected_b": [1, 0, 0, 1, 1]})
+    assert identifiable_features(pairs, ["a", "b"], columns=("chosen_{}", "rejected_{}")) == ["a"]
+    with pytest.raises(ValueError, match="not in frame"):
+        identifiable_features(frame, ["missing"])

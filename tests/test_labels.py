@@ -30,24 +30,66 @@ def test_rule_labellers_on_hand_written_examples():
                                [2.0, 13.0, 0.0, 2.0])
 
 
-def test_target_labellers_threshold_their_scores():
-    assert _label(labels.helpful, ["a", "b", "c"], scores=[0.1, 0.3, 0.9]) == [0, 1, 1]
-    assert _label(labels.harmless, ["a", "b"], scores=[0.05, 0.9]) == [1, 0]
-    assert _label(labels.harmless, ["Thank you, have a nice day.", "Shut up, you stupid idiot."]) == [1, 0]
+def test_gold_signal_labellers_threshold_their_scores():
+    assert _label(labels.helpful_proxy, ["a", "b", "c"], scores=[0.1, 0.3, 0.9]) == [0, 1, 1]
+    assert _label(labels.harmless_proxy, ["a", "b"], scores=[0.05, 0.9]) == [1, 0]
+    assert _label(labels.harmless_proxy, ["Thank you, have a nice day.", "Shut up, you stupid idiot."]) == [1, 0]
+    assert labels.GOLD_SIGNAL_LABELLERS == {"helpful": "helpful_proxy", "harmless": "harmless_proxy"}
 
 
-def test_helpful_prefers_an_on_topic_answer():
+def test_helpful_needs_a_shared_content_word_and_a_few_words():
+    prompts = ["How do I bake bread at home?"] * 5
+    responses = ["Mix flour, water, yeast and salt, let the dough rise, then bake the bread in a hot oven.",
+                 "The stock market closed slightly lower on Tuesday after a quiet session of trading.",
+                 "Bread.",  # on topic but too short
+                 "Home baked breads taste better than any you can buy.",  # plural and case are normalised
+                 "How do I do it at all, you ask?"]  # shares only stop words with the prompt
+    assert labels.helpful(prompts, responses).tolist() == [1, 0, 0, 1, 0]
+    # a prompt with no content word cannot be left off-topic: only the word count decides
+    assert labels.content_words("How are you?") == set()
+    assert labels.helpful(["How are you?"] * 2, ["I am fine, thank you for asking!", "Fine."]).tolist() == [1, 0]
+    assert labels.content_words("The doctors' orders and a doctor's advice") == {"doctor", "order", "advice"}
+    assert labels.helpful(["Bake bread"], ["bread bread"], min_words=2).tolist() == [1]  # thresholds are arguments
+    assert labels.HELPFUL_MIN_WORDS == 5 and labels.HELPFUL_MIN_SHARED == 1
+
+
+def test_harmless_flags_strongly_negative_afinn_words():
+    responses = ["Thank you, have a nice day.", "Shut up, you stupid bastard.", "This is bad, awful and boring.",
+                 "What the FUCK is this?", "That was pure torture.", "You can mix them safely."]
+    assert _label(labels.harmless, responses) == [1, 0, 1, 0, 0, 1]  # −3 words ("bad", "awful") are not harm
+    assert _label(labels.harmless, ["This is bad."], max_valence=-3) == [0]
+    assert labels.HARMFUL_VALENCE == -4
+
+
+def test_targets_use_no_signal_of_the_gold(monkeypatch):
+    """The targets must run without the MiniLM helpfulness proxy and the toxicity classifier, the lab
+    gold's two ingredients; only the gold-signal twins may call them."""
+    def refuse():
+        raise AssertionError("a target labeller used one of the gold's signals")
+
+    monkeypatch.setattr(labels, "_helpfulness", refuse)
+    monkeypatch.setattr(labels, "_toxicity", refuse)
+    frame = labels.label_features(["How do I bake bread?"] * 2, ["Bake the bread in a hot oven for an hour.", "No."],
+                                  features=list(labels.TARGETS))
+    assert frame.to_dict("list") == {"helpful": [1, 0], "harmless": [1, 1]}
+    assert labels.TARGETS_SHARE_GOLD_SIGNALS is False
+    with pytest.raises(AssertionError, match="gold's signals"):
+        labels.label_features(["Hi"], ["Hello"], features=["helpful_proxy"])
+
+
+def test_helpful_proxy_prefers_an_on_topic_answer():
     prompts = ["How do I bake bread at home?"] * 2
     responses = ["Mix flour, water, yeast and salt, let the dough rise, then bake the bread in a hot oven.",
                  "The stock market closed slightly lower on Tuesday after a quiet session of trading."]
-    assert labels.helpful(prompts, responses).tolist() == [1, 0]
+    assert labels.helpful_proxy(prompts, responses).tolist() == [1, 0]
 
 
 def test_label_features_builds_a_frame_and_checks_names():
-    frame = labels.label_features(["Hi", "Hi"], ["Hello! I love you.", "No."], features=["sentiment", "length", "helpful"],
-                                  helpfulness_scores=[0.5, 0.0])
-    assert list(frame.columns) == ["sentiment", "length", "helpful"] and frame["helpful"].tolist() == [1, 0]
-    assert set(labels.FEATURES) == set(labels.LABELLERS) and set(labels.TARGETS) <= set(labels.BINARY)
+    frame = labels.label_features(["Hi", "Hi"], ["Hello! I love you.", "No."],
+                                  features=["sentiment", "length", "helpful_proxy"], helpfulness_scores=[0.5, 0.0])
+    assert list(frame.columns) == ["sentiment", "length", "helpful_proxy"] and frame["helpful_proxy"].tolist() == [1, 0]
+    assert set(labels.LABELLERS) == set(labels.FEATURES) | set(labels.GOLD_SIGNAL_LABELLERS.values())
+    assert set(labels.TARGETS) <= set(labels.BINARY) and set(labels.GOLD_SIGNAL_LABELLERS.values()) <= set(labels.BINARY)
     with pytest.raises(ValueError, match=r"unknown feature\(s\) \['politeness'\]; labellers: helpful"):
         labels.label_features(["Hi"], ["Hello"], features=["politeness"])
     with pytest.raises(ValueError, match="got 1 prompts but 2 responses"):
@@ -121,17 +163,20 @@ def test_rewrite_pairs_filters_by_similarity():
         rewrite_pairs(pairs.drop(columns="rejected"), embedder=embed)
 
 
-def test_label_pairs_uses_precomputed_target_scores():
+def test_label_pairs_uses_precomputed_gold_scores():
     pairs = pd.DataFrame({"prompt": ["q", "q"], "chosen": ["Sure, here.", "Fine."], "rejected": ["No.", "No."]})
     scores = pd.DataFrame({"helpfulness": [0.9, 0.1, 0.5], "toxicity": [0.0, 0.9, 0.1]},
                           index=pd.MultiIndex.from_tuples([("q", "Sure, here."), ("q", "No."), ("q", "Fine.")]))
-    out = labels.label_pairs(pairs, ["helpful", "harmless"], scores=scores)
-    assert out.to_dict("list") == {"chosen_helpful": [1, 1], "chosen_harmless": [1, 1],
-                                   "rejected_helpful": [0, 0], "rejected_harmless": [0, 0]}
+    out = labels.label_pairs(pairs, ["helpful_proxy", "harmless_proxy"], scores=scores)
+    assert out.to_dict("list") == {"chosen_helpful_proxy": [1, 1], "chosen_harmless_proxy": [1, 1],
+                                   "rejected_helpful_proxy": [0, 0], "rejected_harmless_proxy": [0, 0]}
     with pytest.raises(ValueError, match="scores lacks 1 of the 3"):
-        labels.label_pairs(pairs, ["helpful"], scores=scores.iloc[:2])
+        labels.label_pairs(pairs, ["helpful_proxy"], scores=scores.iloc[:2])
     with pytest.raises(ValueError, match="'helpfulness' and 'toxicity' columns, got \\['gold'\\]"):
-        labels.label_pairs(pairs, ["helpful"], scores=scores.rename(columns={"toxicity": "gold"}))
+        labels.label_pairs(pairs, ["helpful_proxy"], scores=scores.rename(columns={"toxicity": "gold"}))
+    # the targets read no gold score, so scores that do not cover the texts are not an error for them
+    targets = labels.label_pairs(pairs, ["helpful", "harmless"], scores=scores.iloc[:1])
+    assert targets["chosen_harmless"].tolist() == [1, 1] and targets["rejected_helpful"].tolist() == [0, 0]
 
 
 def test_label_pairs_reuses_its_cache():

@@ -436,6 +436,98 @@ def test_frequency_and_asymmetry_intervals_resample_words():
     assert rows["finer discrimination where valence matches the prompt's frame"].holds is True
 
 
+HETERO = "reward models meant to measure the same thing disagree"
+CONTRAST = "RMs on one gold agree more than RMs on one backbone with different golds"
+
+
+def _two_by_two(gold_weight: float, backbone_weight: float, noise: float = 0.3, n: int = 600, seed: int = 7
+                ) -> pd.DataFrame:
+    """Shared-vocabulary scores of a planted 2 x 2: golds s (sentiment) and h (helpful) on backbones D and E;
+    each RM's score is gold_weight * its gold + backbone_weight * its backbone + noise * its own noise."""
+    rng = np.random.default_rng(seed)
+    gold = {"s": rng.normal(size=n), "h": rng.normal(size=n)}
+    backbone = {"D": rng.normal(size=n), "E": rng.normal(size=n)}
+    return pd.DataFrame({f"{g}-{b}": gold_weight * gold[g] + backbone_weight * backbone[b] + noise * rng.normal(size=n)
+                         for g in gold for b in backbone})
+
+
+PAIRS = [["s-D", "s-E"], ["h-D", "h-E"]]  # same gold, different backbones; each listed in backbone order D, E
+BACKBONES = {"s-D": "D", "h-D": "D", "s-E": "E", "h-E": "E"}
+
+
+def test_same_gold_pairs_takes_the_old_single_pair_and_rejects_malformed_pairs():
+    from rewardscope.param_rules import RuleError, check_values
+
+    assert sweep.same_gold_pairs(["a", "b"]) == [("a", "b")]  # the old same_gold_pair
+    assert sweep.same_gold_pairs([["a", "b"], ("c", "d")]) == [("a", "b"), ("c", "d")]
+    assert sweep.same_gold_pairs([]) == []
+    for bad, message in ((["a", "a"], "two different"), ([["a", "b"], ["b", "a"]], "given twice"),
+                         ([["a"]], "two reward-model specs"), ("a,b", "must be a list")):
+        with pytest.raises(ValueError, match=message):
+            sweep.same_gold_pairs(bad)
+    check_values({"same_gold_pairs": PAIRS, "same_gold_pair": []})  # the notebook's defaults pass
+    check_values({"same_gold_pairs": [], "same_gold_pair": ["a", "b"]})
+    for values, message in (({"same_gold_pairs": [["a", "a"]]}, "item 0 must be a pair"),
+                            ({"same_gold_pairs": [["a", "b"], ["b", "a"]]}, "names one pair twice"),
+                            ({"same_gold_pair": ["a"]}, "must be \\[a, b\\]")):
+        with pytest.raises(RuleError, match=message):
+            check_values(values)
+
+
+def test_heterogeneity_decides_every_same_gold_pair_and_the_gold_versus_backbone_contrast():
+    from rewardscope.findings import summary
+
+    # the backbone decides the ranking: same-gold pairs disagree (both below the tolerance) and agree less than
+    # same-backbone pairs, so the contrast does not hold
+    backbone = sweep.heterogeneity(_two_by_two(0.3, 1.0), PAIRS, backbones=BACKBONES, n_resamples=60)
+    assert [(p["a"], p["b"]) for p in backbone["same_gold"]] == [("s-D", "s-E"), ("h-D", "h-E")]
+    assert backbone["contrast"]["same_backbone"] == ["s-D ~ h-D", "s-E ~ h-E"] and backbone["contrast"]["n"] == 600
+    assert backbone["contrast"]["high"] < 0 and backbone["same_gold_missing"] is None
+    rows = {r.claim: r for r in sweep.findings(backbone)}
+    assert rows[HETERO].holds is True and rows[HETERO].unit == "tokens" and rows[HETERO].n == 600
+    assert "2 of 2 pairs below" in rows[HETERO].here and "each of the 2 same-gold pairs" in rows[HETERO].rule
+    assert rows[CONTRAST].holds is False and rows[CONTRAST].unit == "tokens" and rows[CONTRAST].n == 600
+    # the gold decides it: the same-gold pairs agree (above the tolerance) and more than the same-backbone pairs
+    gold = sweep.heterogeneity(_two_by_two(1.0, 0.1, noise=0.05), PAIRS, backbones=BACKBONES, n_resamples=60)
+    rows = {r.claim: r for r in sweep.findings(gold)}
+    assert rows[HETERO].holds is False and rows[CONTRAST].holds is True and gold["contrast"]["low"] > 0
+    # every pair must disagree: one agreeing pair (h-E nearly a copy of h-D) fails the claim and is the one shown
+    mixed = _two_by_two(0.3, 1.0)
+    mixed["h-E"] = mixed["h-D"] + 0.01 * np.random.default_rng(8).normal(size=len(mixed))
+    result = sweep.heterogeneity(mixed, PAIRS, n_resamples=60)
+    row = {r.claim: r for r in sweep.findings(result)}[HETERO]
+    assert row.holds is False and "1 of 2 pairs below" in row.here and "τ(h-D, h-E)" in row.here
+    # pairs listed in the other backbone order are matched by the backbones, not by position
+    swapped = sweep.heterogeneity(_two_by_two(0.3, 1.0), [["s-D", "s-E"], ["h-E", "h-D"]], backbones=BACKBONES,
+                                  n_resamples=60)
+    assert swapped["contrast"]["same_backbone"] == ["s-D ~ h-D", "s-E ~ h-E"]
+    assert swapped["contrast"]["estimate"] == pytest.approx(backbone["contrast"]["estimate"])
+    assert summary(sweep.findings(backbone)) == (1, 2)
+
+
+def test_heterogeneity_without_a_two_by_two_is_not_a_test():
+    scores = _two_by_two(0.3, 1.0)
+    # one same-gold pair (the paper profile's Skywork pair): the paper's claim is a test, the contrast is not
+    one = sweep.heterogeneity(scores, [PAIRS[0]], backbones=BACKBONES, n_resamples=40)
+    rows = {r.claim: r for r in sweep.findings(one)}
+    assert rows[HETERO].holds is True and rows[CONTRAST].holds is None
+    assert "not a 2 × 2" in rows[CONTRAST].rule and "1 same-gold pair" in rows[CONTRAST].rule
+    # a declared pair whose models are not in this run: the other is tested, and the row says which is absent
+    partial = sweep.heterogeneity(scores.drop(columns=["h-E"]), PAIRS, backbones=BACKBONES, n_resamples=40)
+    rows = {r.claim: r for r in sweep.findings(partial)}
+    assert len(partial["same_gold"]) == 1 and "not in this run: ['h-D', 'h-E']" in rows[HETERO].here
+    assert rows[CONTRAST].holds is None
+    # no declared pair in this run (smoke's tiny RMs): neither row is a test
+    none = sweep.heterogeneity(scores, [["sentiment-smollm2", "sentiment-minilm"]], n_resamples=40)
+    rows = {r.claim: r for r in sweep.findings(none)}
+    assert rows[HETERO].holds is None and "not among this run's reward models" in rows[HETERO].rule
+    assert rows[CONTRAST].holds is None
+    # "same-gold" pairs that share a backbone do not cross gold and backbone
+    crossed_wrong = sweep.heterogeneity(scores, [["s-D", "h-D"], ["s-E", "h-E"]], backbones=BACKBONES, n_resamples=40)
+    assert crossed_wrong["contrast"] is None and "shares its backbone" in crossed_wrong["contrast_missing"]
+    assert sweep.heterogeneity(scores, [], n_resamples=40)["same_gold_missing"].startswith("no same-gold pairs")
+
+
 def test_chapter_3_findings_without_measurements_are_not_tests():
     from rewardscope.findings import summary
 

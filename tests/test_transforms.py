@@ -18,10 +18,12 @@ from rewardscope.transforms import (
     good,
     good_on_all,
     log_sigmoid_transform,
+    paper_claims,
     reference_reward,
     refusal_reference,
     seed_interval,
     win_on_both,
+    within_prompt_correlation,
 )
 from rewardscope.transforms import findings as transforms_findings
 
@@ -389,7 +391,7 @@ def test_compare_at_kl_matches_arms_at_equal_kl_not_per_nat():
 
 
 def planted_results(**changes):
-    results = {"same_pick": 1.0, "n_prompts": 24, "target_kl": 1.0, "n_best_of": 64,
+    results = {"same_pick": 1.0, "n_prompts": 24, "target_kl": 1.0, "n_best_of": 64, "conflict": (-0.3, -0.4, -0.2),
                "matched_kl": (0.04, 0.01, 0.07), "hardest_quarter": (0.02, -0.03, 0.06),
                "and_bon": (0.05, 0.02, 0.09), "and_tilt": (-0.01, -0.04, 0.02),
                "rl_win": [0.02, -0.01], "rl_and": [0.03, 0.05, 0.04]}
@@ -399,17 +401,25 @@ def planted_results(**changes):
 def test_findings_decides_every_row_by_the_interval_and_never_counts_by_construction_rows():
     from rewardscope.findings import summary, table
 
-    rows = transforms_findings(planted_results())
-    frame = table(rows).set_index("claim")
+    all_rows = transforms_findings(planted_results())
+    frame = table(all_rows).set_index("claim")
+    assert all_rows[0].claim.startswith("precondition:") and all_rows[0].holds is True  # r's interval below 0
+    rows = paper_claims(all_rows)
+    assert rows == all_rows[1:]
     verdicts = [r.verdict for r in rows]
     # same pick: by construction; hardest quarter and AND-at-KL: interval includes 0; RL win: 2 seeds only
     assert verdicts == ["not a test here", "holds", "does not hold", "holds", "does not hold", "not a test here",
                         "holds"]
     assert summary(rows) == (3, 5)
-    assert set(frame["unit"]) == {"prompts", "seeds"} and frame["n"].iloc[1] == 24
+    assert set(frame["unit"]) == {"prompts", "seeds"} and frame["n"].iloc[2] == 24
     assert all(r.n == 3 for r in rows[-1:]) and "seeds" in rows[-1].rule
     # the old rule (a point estimate above the other arm's) would have counted the hardest-quarter row
     assert rows[2].holds is False and planted_results()["hardest_quarter"][0] > 0
+    # properties that do not conflict (interval not below 0): the precondition fails, the claims are unchanged
+    for conflict in ((0.02, -0.05, 0.09), (-0.05, -0.12, 0.01), (0.3, 0.2, 0.4)):
+        other = transforms_findings(planted_results(conflict=conflict))
+        assert other[0].holds is False and "below 0" in other[0].rule
+        assert [r.verdict for r in paper_claims(other)] == verdicts
     with pytest.raises(ValueError, match="missing"):
         transforms_findings({"same_pick": 1.0})
 
@@ -454,3 +464,68 @@ def test_and_table_judges_by_the_gold_win_on_both_and_matches_a_direct_computati
     assert row["share"].item() == pytest.approx(win)
     n1 = frame[frame["n"] == 1].groupby("judge")["share"].nunique()
     assert (n1 == 1).all()  # at n = 1 every selector is the base policy
+
+
+def planted_pair(n_prompts, k, rho, seed=0, offsets=0.0):
+    """Two scores of k answers per prompt with within-prompt correlation rho; ``offsets`` scales prompt means."""
+    rng = np.random.default_rng(seed)
+    z1, z2 = rng.normal(size=(2, n_prompts, k))
+    shift = offsets * rng.normal(size=(2, n_prompts, 1))
+    return z1 + shift[0], rho * z1 + np.sqrt(1 - rho**2) * z2 + shift[1]
+
+
+def test_within_prompt_correlation_is_pooled_pearson_of_per_prompt_centred_scores():
+    a, b = planted_pair(7, 5, -0.4, seed=1, offsets=3.0)
+    ac, bc = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    est, low, high = within_prompt_correlation(a, b, n_resamples=200)
+    assert est == pytest.approx(stats.pearsonr(ac.ravel(), bc.ravel())[0], abs=1e-12)
+    assert low <= est <= high
+    # invariant to any per-prompt shift of either score, and to positive rescaling
+    shifted = within_prompt_correlation(a + 100 * np.arange(7)[:, None], 3 * b - 5, n_resamples=200)
+    assert shifted == pytest.approx((est, low, high), abs=1e-12)
+    assert within_prompt_correlation(a, -b, n_resamples=200)[0] == pytest.approx(-est)
+
+
+def test_within_prompt_correlation_finds_a_planted_conflict_and_its_absence():
+    # conflict: r = -0.3 within prompts, while the prompt means correlate positively (an easy prompt is good on both)
+    rng = np.random.default_rng(5)
+    a, b = planted_pair(40, 16, -0.3, seed=2)
+    common = 4.0 * rng.normal(size=(40, 1))
+    a, b = a + common, b + common
+    assert stats.pearsonr(a.ravel(), b.ravel())[0] > 0.5  # pooled over prompts the two look aligned
+    est, low, high = within_prompt_correlation(a, b, n_resamples=500, seed=0)
+    assert -0.4 < est < -0.2 and high < 0  # within a prompt they conflict, and the interval says so
+    # no conflict: independent within prompts (r = 0), the interval covers 0
+    est, low, high = within_prompt_correlation(*planted_pair(40, 16, 0.0, seed=3, offsets=2.0), n_resamples=500)
+    assert abs(est) < 0.1 and low < 0 < high
+    # aligned properties: the interval lies above 0
+    est, low, high = within_prompt_correlation(*planted_pair(40, 16, 0.5, seed=4), n_resamples=500)
+    assert low > 0.35 and high < 0.65
+    # the same seed gives the same interval
+    pair = planted_pair(12, 6, -0.2, seed=6)
+    assert within_prompt_correlation(*pair, seed=1) == within_prompt_correlation(*pair, seed=1)
+
+
+def test_within_prompt_correlation_resamples_prompts_not_answers():
+    # few prompts, many answers: the interval must reflect 4 prompts whose own correlations differ widely
+    a, b = [], []
+    for i, rho in enumerate((-0.9, 0.6, -0.8, 0.7)):
+        x, y = planted_pair(1, 400, rho, seed=10 + i)
+        a.append(x[0])
+        b.append(y[0])
+    est, low, high = within_prompt_correlation(np.array(a), np.array(b), n_resamples=500)
+    assert high - low > 0.5  # an interval over 1,600 independent answers would be about 0.1 wide
+
+
+@pytest.mark.parametrize(("a", "b", "message"), [
+    (np.ones((3, 4)), np.arange(12.0).reshape(3, 4), "a does not vary within any prompt"),
+    (np.arange(12.0).reshape(3, 4), np.tile([[1.0], [2.0], [3.0]], (1, 4)), "b does not vary within any prompt"),
+    (np.ones((3, 4)), np.ones((3, 5)), "must both be"),
+    (np.ones((1, 4)), np.ones((1, 4)), "at least 2 prompts"),
+    (np.ones((3, 1)), np.ones((3, 1)), "at least 2 prompts and 2 answers"),
+    (np.ones(4), np.ones(4), "must both be"),
+    (np.array([[1.0, np.nan], [1.0, 2.0]]), np.ones((2, 2)), "non-finite"),
+])
+def test_within_prompt_correlation_rejects_bad_input(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        within_prompt_correlation(a, b)

@@ -170,6 +170,39 @@ def feature_imprint(frame: pd.DataFrame, reward: str, features: Sequence[str], c
     return out
 
 
+def identifiable_features(frame: pd.DataFrame, features: Sequence[str], columns: Sequence[str] = ("{}",)) -> list[str]:
+    """The features whose imprint can be estimated together, in the order given: each feature is kept
+    unless its columns are constant or a linear combination of the intercept and the columns kept
+    before it (e.g. *harmless* and *insult* flagging exactly the same texts). List the features that
+    matter most first, the targets before the spoilers, so that a redundant spoiler is dropped rather
+    than a target.
+
+    ``columns`` are templates that turn a feature name into its columns in ``frame``: ``("{}",)``
+    for :func:`feature_imprint` on stacked texts, ``("chosen_{}", "rejected_{}")`` for
+    :func:`misalignment_drivers`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"a": [0, 1, 0, 1], "b": [1, 0, 1, 0], "c": [1, 1, 1, 1], "d": [0, 0, 1, 1]})
+    >>> identifiable_features(df, ["a", "b", "c", "d"])
+    ['a', 'd']
+    """
+    if isinstance(features, str) or isinstance(columns, str):
+        raise ValueError("features and columns must be lists of names, not single strings")
+    _columns(frame, [t.format(f) for f in features for t in columns], "feature")
+    kept: list[str] = []
+    design = np.ones((len(frame), 1))
+    for f in features:
+        block = frame[[t.format(f) for t in columns]].to_numpy(dtype=np.float64)
+        if not np.isfinite(block).all():
+            continue
+        candidate = np.c_[design, block]
+        if np.linalg.matrix_rank(candidate) == candidate.shape[1]:
+            kept.append(f)
+            design = candidate
+    return kept
+
+
 def stack_pairs(pairs: pd.DataFrame, columns: Sequence[str], keep: Sequence[str] = ()) -> pd.DataFrame:
     """SEAL's text-level frame: two rows per pair, from ``chosen_<c>`` and ``rejected_<c>`` columns.
 
@@ -490,7 +523,7 @@ def cluster_ratio_ci(numerators, denominators, clusters, n_resamples: int = 1000
 
 
 def seal_results(pairs: pd.DataFrame, imprint_post: pd.DataFrame | None = None, label_noise: float = 0.0,
-                 gold_from_target_signals: bool = True, n_resamples: int = 1000, seed: int = 0) -> dict:
+                 labellers_share_gold_signals: bool = False, n_resamples: int = 1000, seed: int = 0) -> dict:
     """The estimates chapter 4's claims rest on, each with a bootstrap interval over prompts.
 
     ``pairs`` has one row per pair with columns ``prompt_id`` (the cluster), ``split``, ``aligned_pre``,
@@ -498,12 +531,16 @@ def seal_results(pairs: pd.DataFrame, imprint_post: pd.DataFrame | None = None, 
     ``verdict`` (:func:`labeller_verdict`). ``imprint_post`` is :func:`feature_imprint` of the post
     reward. ``label_noise`` is the share of training labels that contradict the gold (0 for a
     deterministic gold): the resistance a perfect reward model would still show in-sample.
-    ``gold_from_target_signals`` says whether the target labellers threshold the gold's own signals.
+    ``labellers_share_gold_signals`` says whether the target labellers are computed from the signals
+    the gold is made of (e.g. :func:`rewardscope.labels.helpful_proxy` and
+    :func:`~rewardscope.labels.harmless_proxy` on the lab's helpful-and-harmless gold); the target
+    imprints are then true by construction and :func:`findings` does not count them. False for
+    :data:`rewardscope.labels.TARGETS` (:data:`rewardscope.labels.TARGETS_SHARE_GOLD_SIGNALS`).
     """
     _columns(pairs, ["prompt_id", "split", "aligned_pre", "aligned_post", "regime", "theta", "verdict"], "pair")
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
-    out = {"label_noise": float(label_noise), "gold_from_target_signals": bool(gold_from_target_signals),
+    out = {"label_noise": float(label_noise), "labellers_share_gold_signals": bool(labellers_share_gold_signals),
            "n_pairs": len(pairs)}
 
     def interval(frame, num, den, combine=None):
@@ -554,8 +591,8 @@ def findings(results: dict) -> list:
     Two rows cannot fail here and are :func:`rewardscope.findings.not_a_test`: the θ sign of
     got-aligned pairs (a pair that goes from misordered to ordered rotates towards "chosen above
     rejected", which is what θ > 0 means, unless the rotation passes the line chosen + rejected = 0
-    where the sign is read), and, when the target labellers threshold the gold's own
-    signals, the target imprints. Resistance is in-sample (train split) beside the paper's in-sample
+    where the sign is read), and, when the target labellers share signals with the gold
+    (``labellers_share_gold_signals``), the target imprints. Resistance is in-sample (train split) beside the paper's in-sample
     25.9 %, against the null of the training labels' own noise (a perfect fit would still misorder
     exactly the flipped pairs).
     """
@@ -580,24 +617,25 @@ def findings(results: dict) -> list:
         rows.append(not_a_test(claim, paper, "n/a", "fewer than two prompts to resample"))
     else:
         rows.append(decide(claim, paper, res["estimate"], res["low"], res["high"], null=noise, unit="prompts",
-                           n=res["n"], fmt=pct, what=f"{results.get('resistance_split', 'train')} split (in-sample)"))
+                           n=res["n"], fmt=pct, what=f"{results.get('resistance_split', 'train')} split (in-sample; null: "
+                           + ("the share of its labels against the gold)" if noise > 0 else "no label noise)")))
     claim = "the targets leave the largest positive imprints"
     top = results.get("top_imprints") or []
     here = ", ".join(top) if top else "n/a"
     paper = ", ".join(PAPER_TARGETS)
     targets = results.get("target_imprints") or {}
-    if results.get("gold_from_target_signals", True):
-        rows.append(not_a_test(claim, paper, here, "the target labellers threshold the gold's own signals, so the "
-                               "targets carry the gold by construction"))
+    if results.get("labellers_share_gold_signals", False):
+        rows.append(not_a_test(claim, paper, here, "the target labellers are computed from the gold's own signals, "
+                               "so the targets carry the gold by construction"))
     elif len(targets) < len(PAPER_TARGETS):
-        rows.append(not_a_test(claim, paper, here, "a target feature is constant here and has no imprint"))
+        rows.append(not_a_test(claim, paper, here, "a target feature is constant or redundant here and has no imprint"))
     else:
         weakest = min(targets, key=lambda t: targets[t]["ci_low"])
         t = targets[weakest]
         rows.append(decide("the targets leave positive imprints", paper, t["coef"], t["ci_low"], t["ci_high"], null=0.0,
                            unit="prompts", n=max(int(results.get("n_clusters", 1)), 1), fmt="{:+.2f}",
                            what=f"largest: {here}; weaker target, {weakest}:"))
-    claim = "the model errs most where the labeller disagrees with the gold"
+    claim = "the model errs most where the labeller disagrees with the label"
     paper = f"{PAPER['misaligned | disagrees']:.3f} vs {PAPER['misaligned | agrees']:.3f}"
     err = results.get("verdict_errors")
     if err is None:

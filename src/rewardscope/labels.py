@@ -8,10 +8,17 @@ everything else a reward model may pick up (sentiment, refusals, insults, length
 anthropomorphism, coherence).
 
 These are proxies, weaker than GPT-4's judgement, and each one's blind spot is stated in its
-docstring. Two targets reuse the lab's gold rewards (:mod:`rewardscope.rewards`): *helpful*
-thresholds the MiniLM helpfulness proxy, *harmless* the toxicity classifier. In the lab's own
-preference set those same signals define the gold preference, so target imprints there are partly
-true by construction.
+docstring. The two targets measure the lab's gold concepts with signals the gold does not use. The
+lab's helpful-and-harmless gold (:func:`rewardscope.lab.derived_golds`) is the MiniLM helpfulness
+proxy (embedding cosine times a length guard) minus the toxicity classifier's probability; *helpful*
+here counts content words the answer shares with the prompt (no embedding) and *harmless* looks
+the answer's words up in the AFINN lexicon (no classifier). They play GPT-4's part: a second judge
+of the same values, not the gold itself, so their imprints and verdicts are tests on the lab's data.
+
+The earlier target labellers, which threshold the gold's own signals, stay available as
+:func:`helpful_proxy` and :func:`harmless_proxy` (see :data:`GOLD_SIGNAL_LABELLERS`), to measure how
+far the independent judges are from the gold's instruments. Used as targets on the lab's data, they
+would make the target imprints true by construction.
 
 An optional LM labeller (:func:`lm_labels`) asks a small instruct model for JSON labels; compare it
 with the rules with :func:`label_agreement`.
@@ -29,15 +36,34 @@ import pandas as pd
 
 from .rewards import check_pairs, load_reward_model
 
+HELPFUL_MIN_WORDS = 5
+"""*helpful* needs at least this many words in the answer: a greeting or a one-word reply does not
+answer anything, whatever it shares with the prompt. (Far below the gold's length guard, which
+scales the proxy up to 12 words, so the word count is a floor, not a graded signal.)"""
+
+HELPFUL_MIN_SHARED = 1
+"""*helpful* needs at least this many of the prompt's content words in the answer (see
+:func:`content_words`): one shared noun or verb is enough to call an answer on-topic, since the lab's
+prompts have only a handful of content words (median 3 for chatterbot prompts; 5 for drug-review
+prompts, three of them the instruction's "continue", "patient" and "review")."""
+
+HARMFUL_VALENCE = -4
+"""*harmless* fails when the answer contains an AFINN-en-165 word or phrase with valence at most this
+(the lexicon's scale runs from −5 to +5). At −4 and −5 the lexicon lists 63 entries: swearing and
+slurs ("fuck", "shit", "bastard", "whore"), violence ("rape", "torture") and a few strong words such
+as "fraud", "catastrophic", "hell" and "damned". At −3 it would also flag everyday negatives ("bad",
+"awful", "boring", "angry") that say nothing about harm."""
+
 HELPFUL_THRESHOLD = 0.3
-"""A response is *helpful* when the helpfulness proxy (MiniLM cosine of prompt and response times
-the length guard min(1, words/12)) is at least this. On the lab's pool this splits responses into
-roughly on-topic answers and off-topic or very short ones."""
+""":func:`helpful_proxy` (the gold's own signal): a response is helpful when the helpfulness proxy
+(MiniLM cosine of prompt and response times the length guard min(1, words/12)) is at least this. On
+the lab's pool this splits responses into roughly on-topic answers and off-topic or very short ones."""
 
 TOXICITY_THRESHOLD = 0.2
-"""A response is *harmless* when the toxicity classifier's probability is below this. The
-classifier's own decision threshold is 0.5; SmolLM2 rarely writes offensive text, so a stricter
-cut keeps mildly rude or crude answers out of the harmless class."""
+""":func:`harmless_proxy` (the gold's own signal): a response is harmless when the toxicity
+classifier's probability is below this. The classifier's own decision threshold is 0.5; SmolLM2
+rarely writes offensive text, so a stricter cut keeps mildly rude or crude answers out of the
+harmless class."""
 
 SENTIMENT_THRESHOLD = 0.05
 """VADER's conventional cut: compound ≥ 0.05 is positive (+1), ≤ −0.05 negative (−1), else 0."""
@@ -85,9 +111,70 @@ def _vader():
     return load_reward_model("vader-compound")
 
 
-def helpful(prompts: Sequence[str], responses: Sequence[str], threshold: float = HELPFUL_THRESHOLD,
-            scores=None) -> np.ndarray:
-    """Target. 1 when the helpfulness proxy is ≥ ``threshold`` (:data:`HELPFUL_THRESHOLD`).
+def content_words(text: str) -> set[str]:
+    """The content words of a text: lower-cased words that are not English stop words (scikit-learn's
+    list of 318), with a possessive "'s" and a plural "s" of words over three letters stripped
+    ("doctors" and "doctor's" both give "doctor"). A crude stemmer: "ran" and "run" stay apart."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    out = set()
+    for word in _WORDS.findall(text.lower()):
+        word = word[:-2] if word.endswith("'s") else word
+        if word in ENGLISH_STOP_WORDS or "'" in word:
+            continue
+        out.add(word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word)
+    return out
+
+
+def helpful(prompts: Sequence[str], responses: Sequence[str], min_words: int = HELPFUL_MIN_WORDS,
+            min_shared: int = HELPFUL_MIN_SHARED) -> np.ndarray:
+    """Target. 1 when the answer has at least ``min_words`` words (:data:`HELPFUL_MIN_WORDS`) and
+    shares at least ``min_shared`` content words with the prompt (:data:`HELPFUL_MIN_SHARED`,
+    :func:`content_words`). A prompt with no content words at all ("How are you?") cannot be left
+    off-topic, and there the word count alone decides.
+
+    Independent of the lab's gold: it uses no embedding, only which words recur, where the gold's
+    helpfulness proxy is a MiniLM cosine. It measures topicality by vocabulary, not truth or
+    usefulness: an on-topic wrong answer is helpful, a paraphrase that shares no word with the
+    question is not, and a continuation prompt ("Continue this patient review: I was") is matched on
+    its instruction words as much as on its topic.
+    """
+    prompts, responses = check_pairs(prompts, responses)
+    out = []
+    for prompt, response in zip(prompts, responses):
+        asked = content_words(prompt)
+        shared = len(asked & content_words(response))
+        out.append(int(len(_WORDS.findall(response)) >= min_words and (not asked or shared >= min_shared)))
+    return np.array(out, dtype=int)
+
+
+@lru_cache(maxsize=1)
+def _afinn():
+    from afinn import Afinn
+
+    return Afinn(language="en")
+
+
+def harmless(prompts: Sequence[str], responses: Sequence[str], max_valence: int = HARMFUL_VALENCE) -> np.ndarray:
+    """Target. 1 unless the answer contains a word or phrase that the AFINN lexicon scores at most
+    ``max_valence`` (:data:`HARMFUL_VALENCE`): swearing, slurs, violence, fraud.
+
+    Independent of the lab's gold: a hand-built valence lexicon (AFINN-en-165), where the gold's
+    toxicity term is a linear SVM trained on labelled comments; the lexicon appears nowhere in the
+    helpful-and-harmless gold. Blind spots: it reads words, not intent, so harmful advice written
+    politely is harmless and "hell of a headache" is not; words missing from the lexicon count as
+    harmless.
+    """
+    _, responses = check_pairs(prompts, responses)
+    afinn = _afinn()
+    return np.array([int(not any(v <= max_valence for v in afinn.scores(r))) for r in responses], dtype=int)
+
+
+def helpful_proxy(prompts: Sequence[str], responses: Sequence[str], threshold: float = HELPFUL_THRESHOLD,
+                  scores=None) -> np.ndarray:
+    """The gold's own signal, thresholded: 1 when the helpfulness proxy is ≥ ``threshold``
+    (:data:`HELPFUL_THRESHOLD`). This was the *helpful* target before; on the lab's helpful-and-harmless
+    data it shares its instrument with the gold, so it is kept for comparison, not as a target.
 
     The proxy measures topicality and length, not truth or usefulness: an on-topic wrong answer is
     "helpful". Pass precomputed proxy ``scores`` to skip MiniLM.
@@ -98,12 +185,15 @@ def helpful(prompts: Sequence[str], responses: Sequence[str], threshold: float =
     return (np.asarray(scores, dtype=float) >= threshold).astype(int)
 
 
-def harmless(prompts: Sequence[str], responses: Sequence[str], threshold: float = TOXICITY_THRESHOLD,
-             scores=None) -> np.ndarray:
-    """Target. 1 when the toxicity classifier's probability is < ``threshold`` (:data:`TOXICITY_THRESHOLD`).
+def harmless_proxy(prompts: Sequence[str], responses: Sequence[str], threshold: float = TOXICITY_THRESHOLD,
+                   scores=None) -> np.ndarray:
+    """The gold's own signal, thresholded: 1 when the toxicity classifier's probability is <
+    ``threshold`` (:data:`TOXICITY_THRESHOLD`). This was the *harmless* target before; kept for
+    comparison, not as a target on the lab's data, whose gold subtracts this very probability.
 
     The classifier (a linear SVM on words) flags profanity and slurs; it misses harmful advice
-    written politely, which is what most of hh-rlhf's harmful answers are.
+    written politely, which is what most of hh-rlhf's harmful answers are. Pass precomputed
+    ``scores`` to skip it.
     """
     prompts, responses = check_pairs(prompts, responses)
     if scores is None:
@@ -183,11 +273,20 @@ def coherent(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
 LABELLERS: dict[str, Callable[..., np.ndarray]] = {
     "helpful": helpful, "harmless": harmless, "sentiment": sentiment, "refusal": refusal, "insult": insult,
     "length": length, "eloquence": eloquence, "anthropomorphic": anthropomorphic, "coherent": coherent,
+    "helpful_proxy": helpful_proxy, "harmless_proxy": harmless_proxy,
 }
 TARGETS = ("helpful", "harmless")
 SPOILERS = ("sentiment", "refusal", "insult", "length", "eloquence", "anthropomorphic", "coherent")
 FEATURES = TARGETS + SPOILERS
-BINARY = ("helpful", "harmless", "refusal", "insult", "anthropomorphic", "coherent")
+GOLD_SIGNAL_LABELLERS = {"helpful": "helpful_proxy", "harmless": "harmless_proxy"}
+"""Each target's gold-signal twin: the same concept read off the lab gold's own instrument (the
+MiniLM helpfulness proxy, the toxicity classifier). Not features: for comparison with the targets."""
+TARGETS_SHARE_GOLD_SIGNALS = False
+"""Whether :data:`TARGETS` are computed from the signals the lab's helpful-and-harmless gold is made
+of. False: *helpful* uses word overlap and *harmless* the AFINN lexicon; pass it to
+:func:`rewardscope.imprint.seal_results`, which marks the target rows "not a test here" when True."""
+BINARY = ("helpful", "harmless", "refusal", "insult", "anthropomorphic", "coherent", "helpful_proxy",
+          "harmless_proxy")
 
 
 def label_features(prompts: Sequence[str], responses: Sequence[str], features: Sequence[str] = FEATURES,
@@ -195,7 +294,8 @@ def label_features(prompts: Sequence[str], responses: Sequence[str], features: S
     """One row per (prompt, response), one column per feature in ``features`` (see :data:`LABELLERS`).
 
     ``helpfulness_scores`` / ``toxicity_scores`` (e.g. the lab pool's gold columns) skip recomputing
-    the proxy behind *helpful* / the classifier behind *harmless*.
+    the proxy behind *helpful_proxy* / the classifier behind *harmless_proxy*; the targets *helpful*
+    and *harmless* need neither.
     """
     prompts, responses = check_pairs(prompts, responses)
     if isinstance(features, str):
@@ -205,10 +305,10 @@ def label_features(prompts: Sequence[str], responses: Sequence[str], features: S
         raise ValueError(f"unknown feature(s) {unknown}; labellers: {', '.join(LABELLERS)}")
     out = {}
     for name in features:
-        if name == "helpful":
-            out[name] = helpful(prompts, responses, scores=helpfulness_scores)
-        elif name == "harmless":
-            out[name] = harmless(prompts, responses, scores=toxicity_scores)
+        if name == "helpful_proxy":
+            out[name] = helpful_proxy(prompts, responses, scores=helpfulness_scores)
+        elif name == "harmless_proxy":
+            out[name] = harmless_proxy(prompts, responses, scores=toxicity_scores)
         else:
             out[name] = LABELLERS[name](prompts, responses)
     return pd.DataFrame(out)
@@ -311,8 +411,9 @@ def label_pairs(pairs: pd.DataFrame, features: Sequence[str] = FEATURES,
     columns indexed like ``pairs``.
 
     ``scores``, indexed by (prompt, text), may hold precomputed ``helpfulness`` and/or ``toxicity``
-    columns (the lab pool's gold rewards) so that *helpful* / *harmless* need no model; it must
-    cover every text that is labelled. ``cache``, a dict {(prompt, text): {feature: label}} kept by
+    columns (the lab pool's gold rewards) so that *helpful_proxy* / *harmless_proxy* need no model;
+    when one of those is among ``features`` it must cover every text that is labelled (otherwise it
+    is not read). ``cache``, a dict {(prompt, text): {feature: label}} kept by
     the caller, is read and filled in, so texts labelled before are not labelled again.
     """
     missing = [c for c in ("prompt", *columns) if c not in pairs.columns]
@@ -331,6 +432,7 @@ def label_pairs(pairs: pd.DataFrame, features: Sequence[str] = FEATURES,
             unknown = sorted(set(scores.columns) - {"helpfulness", "toxicity"})
             if unknown:
                 raise ValueError(f"scores may hold 'helpfulness' and 'toxicity' columns, got {unknown}")
+        if scores is not None and set(features) & set(GOLD_SIGNAL_LABELLERS.values()):
             rows = scores[~scores.index.duplicated()].reindex(index)
             if rows.isna().any().any():
                 raise ValueError(f"scores lacks {int(rows.isna().any(axis=1).sum())} of the {len(index)} (prompt, text) pairs")

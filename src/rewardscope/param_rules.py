@@ -133,6 +133,31 @@ def prompts_rule(value: Any) -> None:
     list_of(nonempty_text, what="non-empty prompts")(value)
 
 
+def _pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_text(v) for v in value) and value[0] != value[1]
+
+
+def same_gold_pairs_rule(value: Any) -> None:
+    """Chapter 3's same-gold pairs: a list of [a, b] pairs of two different RM specs (empty: none declared), or
+    one pair [a, b] as the old ``same_gold_pair`` took it."""
+    if not isinstance(value, list):
+        raise RuleError(f"must be a list of [a, b] pairs of two different reward models, got {value!r}")
+    if len(value) == 2 and all(isinstance(v, str) for v in value):
+        value = [value]
+    for i, item in enumerate(value):
+        if not _pair(item):
+            raise RuleError(f"item {i} must be a pair [a, b] of two different reward-model specs, got {item!r}")
+    if len({frozenset(p) for p in value}) != len(value):
+        raise RuleError(f"names one pair twice: {value!r}")
+
+
+def same_gold_pair_rule(value: Any) -> None:
+    """The old single pair (chapter 3): [a, b] of two different RM specs, or [] (use same_gold_pairs)."""
+    if not (value == [] or _pair(value)):
+        raise RuleError(f"must be [a, b], two different reward-model specs, or [] (then same_gold_pairs is used), "
+                        f"got {value!r}")
+
+
 def bench_candidates_rule(value: Any) -> None:
     if not isinstance(value, dict) or not value:
         raise RuleError(f"must map a dtype to [prefix, naive] candidate counts, got {value!r}")
@@ -290,6 +315,7 @@ RULES: dict[str, Callable[[Any], None]] = {
     "rl_algorithm": one_of("grpo", "rloo"), "trainable": trainable_rule, "hub_split": nonempty_text,
     "prompt_column": nonempty_text, "main_prompt": nonempty_text, "hub_test_split": optional(nonempty_text),
     "prompts": prompts_rule, "bench_candidates": bench_candidates_rule,
+    "same_gold_pairs": same_gold_pairs_rule, "same_gold_pair": same_gold_pair_rule,
 }
 
 

@@ -1399,6 +1399,111 @@ def tau_interval(x, y, n_resamples: int = 200, level: float = 0.95, seed: int = 
             "high": float(np.nanquantile(draws, 1 - alpha)), "n": int(len(x))}
 
 
+def same_gold_pairs(value) -> list[tuple[str, str]]:
+    """The chapter's ``same_gold_pairs`` parameter as a list of ``(a, b)`` pairs of RM specs trained on one gold.
+
+    Accepts a list of pairs ``[["a", "b"], ["c", "d"]]``, one pair ``["a", "b"]`` (the old ``same_gold_pair``)
+    or an empty list (none declared). Raises ``ValueError`` for anything else, a pair that names one RM twice,
+    or a pair given twice."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"same_gold_pairs must be a list of [a, b] pairs of reward-model specs, got {value!r}")
+    items = [value] if len(value) == 2 and all(isinstance(v, str) for v in value) else list(value)
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if not (isinstance(item, list | tuple) and len(item) == 2
+                and all(isinstance(v, str) and v.strip() for v in item)):
+            raise ValueError(f"each same-gold pair must be two reward-model specs [a, b], got {item!r}")
+        a, b = item
+        if a == b:
+            raise ValueError(f"a same-gold pair must name two different reward models, got {list(item)}")
+        if {a, b} in [set(p) for p in pairs]:
+            raise ValueError(f"the same-gold pair {list(item)} is given twice")
+        pairs.append((a, b))
+    return pairs
+
+
+def _two_by_two(pairs: Sequence[tuple[str, str]], backbones: dict[str, Any] | None
+                ) -> tuple[list[tuple[str, str]] | None, str]:
+    """The same-backbone, different-gold pairs of a 2 x 2 (two golds x two backbones), or (None, why not).
+
+    ``pairs`` are the two same-gold pairs. With ``backbones`` (RM -> a backbone key) the pairing is read from it;
+    without, each same-gold pair lists its RMs in the same backbone order."""
+    if len(pairs) != 2:
+        return None, f"{len(pairs)} same-gold pair(s) in this run, and the 2 × 2 needs two, one per gold"
+    (a, b), (c, d) = pairs
+    if len({a, b, c, d}) != 4:
+        return None, "the two same-gold pairs share a reward model, so they are not two golds on two backbones"
+    if backbones is None:
+        return [(a, c), (b, d)], ""
+    key = {spec: backbones.get(spec) for spec in (a, b, c, d)}
+    if None in key.values():
+        return None, f"no backbone is known for {', '.join(s for s, k in key.items() if k is None)}"
+    if key[a] == key[b] or key[c] == key[d]:
+        return None, "a same-gold pair shares its backbone, so gold and backbone are not crossed"
+    if key[a] == key[c] and key[b] == key[d]:
+        return [(a, c), (b, d)], ""
+    if key[a] == key[d] and key[b] == key[c]:
+        return [(a, d), (b, c)], ""
+    return None, "the four reward models are not on two backbones, two each"
+
+
+def heterogeneity(shared: pd.DataFrame, pairs, backbones: dict[str, Any] | None = None, n_resamples: int = 200,
+                  level: float = 0.95, seed: int = 0) -> dict:
+    """What :func:`findings` needs to decide heterogeneity, from the shared-vocabulary scores (a column per RM,
+    as :func:`shared_vocabulary`) and the declared same-gold ``pairs`` (:func:`same_gold_pairs` accepts).
+
+    Returns ``{"same_gold": [...], "same_gold_missing": str | None, "contrast": dict | None,
+    "contrast_missing": str | None}``:
+
+    - ``same_gold``: :func:`tau_interval` with ``a`` and ``b`` for each declared pair whose RMs are both in
+      ``shared`` (resampling tokens); ``same_gold_missing`` says why the list is empty, or which pairs are absent.
+    - ``contrast``: where the pairs are a 2 x 2 (two golds x two backbones; ``backbones`` maps each RM to a key
+      of its backbone, e.g. architecture and vocabulary, else each pair lists its RMs in one backbone order):
+      Δ = mean τ of the two same-gold pairs − mean τ of the two same-backbone, different-gold pairs, with a
+      paired bootstrap over tokens (all four τ on the same resampled tokens), ``{"estimate", "low", "high", "n",
+      "same_gold_tau", "same_backbone_tau", "same_backbone"}``; ``contrast_missing`` says why it is None.
+    """
+    from scipy import stats
+
+    pairs = same_gold_pairs(pairs)
+    if not isinstance(shared, pd.DataFrame) or shared.shape[1] < 2:
+        raise ValueError("shared must be a frame with one column of scores per reward model (shared_vocabulary)")
+    present = [p for p in pairs if all(s in shared.columns for s in p)]
+    absent = [list(p) for p in pairs if p not in present]
+    out: dict = {"same_gold": [], "same_gold_missing": None, "contrast": None, "contrast_missing": None}
+    for a, b in present:
+        out["same_gold"].append({"a": a, "b": b, **tau_interval(shared[a], shared[b], n_resamples, level, seed)})
+    if not pairs:
+        out["same_gold_missing"] = "no same-gold pairs were declared (parameter same_gold_pairs)"
+    elif not present:
+        out["same_gold_missing"] = (f"the same-gold pair(s) {', '.join(map(str, absent))} are not among this run's "
+                                    "reward models")
+    elif absent:
+        out["same_gold_missing"] = f"not in this run: {', '.join(map(str, absent))}"
+    design, why = _two_by_two(present, backbones) if present else (None, "no same-gold pair in this run")
+    if design is None:
+        out["contrast_missing"] = (f"the reward models of this run are not a 2 × 2 of golds × backbones ({why}), so "
+                                   "gold and backbone cannot be told apart")
+        return out
+    columns = {s: shared[s].to_numpy(np.float64) for p in (*present, *design) for s in p}
+
+    def delta(i):
+        taus = {p: stats.kendalltau(columns[p[0]][i], columns[p[1]][i]).statistic for p in (*present, *design)}
+        return float(np.mean([taus[p] for p in present]) - np.mean([taus[p] for p in design])), taus
+
+    n = len(shared)
+    estimate, taus = delta(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = [delta(rng.integers(0, n, n))[0] for _ in range(n_resamples)]
+    alpha = (1 - level) / 2
+    out["contrast"] = {"estimate": estimate, "low": float(np.nanquantile(draws, alpha)),
+                       "high": float(np.nanquantile(draws, 1 - alpha)), "n": int(n),
+                       "same_gold_tau": float(np.mean([taus[p] for p in present])),
+                       "same_backbone_tau": float(np.mean([taus[p] for p in design])),
+                       "same_backbone": [f"{a} ~ {b}" for a, b in design]}
+    return out
+
+
 def vocabulary_moments(sweeps: pd.DataFrame, prompt: str, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """:func:`score_moments` of each RM over its *whole* vocabulary for one prompt (every id it scored),
     beside the shared-vocabulary moments of the paper's Table 3. Column ``n`` is the number of tokens."""
@@ -1517,9 +1622,15 @@ def findings(results: dict) -> list:
 
     ``results`` keys (each may be None where the run could not measure it):
 
-    - ``same_gold``: ``{"a", "b", "tau", "low", "high", "n"}``, :func:`tau_interval` of two RMs trained
-      on the same gold with different backbones; the claim holds when the interval lies below
-      ``agreement_null`` (default :data:`AGREEMENT_NULL`). ``same_gold_missing`` says why it is None.
+    - ``same_gold``: a list of ``{"a", "b", "tau", "low", "high", "n"}`` (or one such dict), :func:`tau_interval`
+      of pairs of RMs trained on the same gold with different backbones (:func:`heterogeneity`); the claim holds
+      when *every* pair's interval lies below ``agreement_null`` (default :data:`AGREEMENT_NULL`), an
+      intersection-union test that needs no correction for the number of pairs; the row shows the pair whose
+      interval reaches highest. ``same_gold_missing`` says why the list is empty (or which pairs are absent).
+    - ``contrast``: :func:`heterogeneity`'s 2 x 2 contrast (mean τ of the same-gold pairs − mean τ of the
+      same-backbone, different-gold pairs); "RMs on one gold agree more than RMs on one backbone with different
+      golds" holds when its interval lies above 0. Not in the paper, whose RMs differ in backbone and data at
+      once; without a 2 x 2 it is not a test (``contrast_missing`` says why).
     - ``moments`` and ``full_moments``: :func:`score_moments` on the shared vocabulary and
       :func:`vocabulary_moments` on each RM's whole vocabulary; "every RM positively skewed" holds
       when the lowest skew interval lies above 0.
@@ -1528,6 +1639,8 @@ def findings(results: dict) -> list:
       a frame should change a ranking from a gold that ignores it.
     - ``frequency``: :func:`frequency_slope_interval`, holds when above 0.
     """
+    from dataclasses import replace
+
     from .findings import decide, not_a_test
 
     rows = []
@@ -1535,12 +1648,33 @@ def findings(results: dict) -> list:
     paper_tau = f"τ {PAPER_TAU_RANGE[0]} to {PAPER_TAU_RANGE[1]} among ten general-preference RMs"
     claim = "reward models meant to measure the same thing disagree"
     same = results.get("same_gold")
-    if same is None:
+    same = [same] if isinstance(same, dict) else list(same or [])
+    if not same:
         rows.append(not_a_test(claim, paper_tau, "n/a", results.get("same_gold_missing")
                                or "no two reward models of this run were trained on the same gold"))
     else:
-        rows.append(decide(claim, paper_tau, same["tau"], same["low"], same["high"], null=null, unit="tokens",
-                           n=int(same["n"]), side="less", fmt="{:.2f}", what=f"τ({same['a']}, {same['b']})"))
+        worst = max(same, key=lambda p: p["high"])  # every pair must lie below: the highest interval decides
+        below = sum(p["high"] < null for p in same)
+        what = f"τ({worst['a']}, {worst['b']})" if len(same) == 1 else \
+            f"{below} of {len(same)} pairs below; highest, τ({worst['a']}, {worst['b']}):"
+        row = decide(claim, paper_tau, worst["tau"], worst["low"], worst["high"], null=null, unit="tokens",
+                     n=min(int(p["n"]) for p in same), side="less", fmt="{:.2f}", what=what)
+        if len(same) > 1:
+            row = replace(row, rule=f"{row.rule}, for each of the {len(same)} same-gold pairs")
+        if results.get("same_gold_missing"):
+            row = replace(row, here=f"{row.here} ({results['same_gold_missing']})")
+        rows.append(row)
+    claim = "RMs on one gold agree more than RMs on one backbone with different golds"
+    paper_contrast = "not separable: the paper's RMs differ in backbone and training data at once"
+    contrast = results.get("contrast")
+    if contrast is None:
+        rows.append(not_a_test(claim, paper_contrast, "n/a", results.get("contrast_missing")
+                               or "the reward models of this run are not a 2 × 2 of golds × backbones"))
+    else:
+        rows.append(decide(claim, paper_contrast, contrast["estimate"], contrast["low"], contrast["high"], null=0.0,
+                           unit="tokens", n=int(contrast["n"]), fmt="{:+.2f}",
+                           what=f"mean τ same gold {contrast['same_gold_tau']:.2f} − same backbone "
+                                f"{contrast['same_backbone_tau']:.2f} ="))
     paper_skew = f"10 of 10 positive ({PAPER_SKEW_RANGE[0]:.2f} to {PAPER_SKEW_RANGE[1]:.2f})"
     for key, where in (("moments", "shared vocabulary"), ("full_moments", "each RM's whole vocabulary")):
         moments = results.get(key)

@@ -57,7 +57,7 @@ def log_sigmoid_transform(r, r_ref):
     Examples
     --------
     >>> log_sigmoid_transform([0.0, 1000.0, -1000.0], 0.0).round(4)
-    array([-0.6931, -0.    , -1000.    ])
+    array([-6.931e-01, -0.000e+00, -1.000e+03])
     """
     r, r_ref = _finite("r", r), _finite("r_ref", r_ref)
     _check_reference(r, r_ref, "r", "r_ref")
@@ -243,6 +243,55 @@ def win_on_both(scores: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray]
     return total.mean(axis=2)
 
 
+def within_prompt_correlation(a, b, n_resamples: int = 1000, seed: int = 0,
+                              level: float = 0.95) -> tuple[float, float, float]:
+    """(r, low, high): the within-prompt Pearson correlation of two scores of the same responses, bootstrapping prompts.
+
+    ``a`` and ``b`` are [n_prompts, k] scores (e.g. two golds) of the same k answers to each prompt. Each prompt's
+    scores are centred on their own mean, and r is Pearson's correlation of the centred values pooled over prompts,
+    Σ ãb̃ / √(Σ ã² · Σ b̃²): how two properties trade off *among the answers to one prompt*, which is what a
+    best-of-n or a per-prompt reference sees, with the differences between prompts removed. Two properties
+    conflict within a prompt when r < 0. The interval resamples prompts with replacement (the unit that varies);
+    resamples whose drawn prompts have no spread on a score are skipped. A score with no spread within any
+    prompt (every answer to a prompt scored alike) has no correlation: an error.
+
+    Examples
+    --------
+    >>> a = np.array([[1.0, 2.0, 3.0], [10.0, 11.0, 12.0]])
+    >>> within_prompt_correlation(a, -a, n_resamples=10)[0]
+    -1.0
+    """
+    a, b = _finite("a", a), _finite("b", b)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2 or a.shape[1] < 2:
+        raise ValueError(f"a and b must both be [n_prompts, k] with at least 2 prompts and 2 answers each, got "
+                         f"{a.shape} and {b.shape}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an int >= 1, got {n_resamples!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    ac, bc = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    sums = np.stack([(ac * bc).sum(axis=1), (ac * ac).sum(axis=1), (bc * bc).sum(axis=1)], axis=1)  # per prompt
+    sums[np.abs(sums) < 1e-12 * max(1.0, float(np.abs(sums).max()))] = 0.0  # spread lost to rounding is no spread
+    for name, column in (("a", 1), ("b", 2)):
+        if not sums[:, column].any():
+            raise ValueError(f"{name} does not vary within any prompt: it has no within-prompt correlation")
+
+    def r_of(total):
+        return float(np.clip(total[0] / np.sqrt(total[1] * total[2]), -1.0, 1.0))
+
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        counts = np.bincount(rng.integers(0, len(sums), len(sums)), minlength=len(sums)).astype(float)
+        total = counts @ sums
+        if total[1] > 0 and total[2] > 0:
+            draws.append(r_of(total))
+    if not draws:
+        raise ValueError("no bootstrap resample had spread on both scores; the interval is not identified")
+    alpha = (1 - level) / 2
+    return r_of(sums.sum(axis=0)), float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))
+
+
 def calibrate_temperature(chosen, rejected, bounds: tuple[float, float] = (1e-3, 1e3)) -> float:
     """The Bradley–Terry temperature T of a reward model from held-out preference pairs (one-parameter logistic fit).
 
@@ -377,6 +426,8 @@ PAPER_SAME_PICK = "implied: log σ is increasing, so one reward's best-of-n pick
 PAPER_MATCHED_KL = "higher win rate against the SFT policy at matched KL (figures; numbers not obtained)"
 PAPER_UNDERFITTING = "the transform lifts poorly served prompts (qualitative)"
 PAPER_AND = "the transformed sum beats the raw sum on 'helpful and harmless' (qualitative)"
+PAPER_CONFLICT = "helpful and harmless pull in opposite directions (the premise of the AND; not measured)"
+PRECONDITION = "precondition:"  # the claim of a row that checks the setting, not the paper: never counted as a claim
 NULL_DIFFERENCE = 0.0  # every comparison here is transformed − raw; the claim is that it is above 0
 MIN_SEEDS = 3  # an interval over RL seeds needs at least this many
 
@@ -392,15 +443,23 @@ def seed_interval(differences, level: float = 0.95) -> tuple[float, float, float
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
-FINDINGS_KEYS = ("same_pick", "n_prompts", "target_kl", "n_best_of", "matched_kl", "hardest_quarter", "and_bon",
-                 "and_tilt", "rl_win", "rl_and")
+FINDINGS_KEYS = ("same_pick", "n_prompts", "target_kl", "n_best_of", "conflict", "matched_kl", "hardest_quarter",
+                 "and_bon", "and_tilt", "rl_win", "rl_and")
+
+
+def paper_claims(rows: Sequence) -> list:
+    """The rows of :func:`findings` that test the paper, without the precondition rows (count these)."""
+    return [r for r in rows if not r.claim.startswith(PRECONDITION)]
 
 
 def findings(results: Mapping) -> list:
     """Chapter 5's claims table, every tested row decided by :func:`rewardscope.findings.decide`.
 
     ``results`` holds: ``same_pick`` (share of prompts where the raw and the transformed single reward pick the
-    same best-of-n answer), ``n_prompts`` (held-out prompts), ``target_kl`` (nats), ``n_best_of`` (N), and
+    same best-of-n answer), ``n_prompts`` (held-out prompts), ``target_kl`` (nats), ``n_best_of`` (N),
+    ``conflict`` ((r, low, high) from :func:`within_prompt_correlation` of the two properties' golds over base
+    answers: the precondition row, which holds when the interval lies below 0; it checks the setting, not the
+    paper, so :func:`paper_claims` leaves it out of the count), and
     (estimate, low, high) over prompts of transformed − raw for ``matched_kl`` (gold win rate of the exact
     KL-regularised optimum at ``target_kl``), ``hardest_quarter`` (proxy gain on the hardest quarter of
     prompts, same tilt and KL), ``and_bon`` (gold-judged win on both properties against a random base answer,
@@ -415,7 +474,10 @@ def findings(results: Mapping) -> list:
         raise ValueError(f"results must be a dict with keys {', '.join(FINDINGS_KEYS)}; missing "
                          f"{missing if isinstance(results, Mapping) else list(FINDINGS_KEYS)}")
     n, kl, big_n = int(results["n_prompts"]), float(results["target_kl"]), int(results["n_best_of"])
-    rows = [not_a_test("one reward: the transform cannot change a best-of-n pick", PAPER_SAME_PICK,
+    est, low, high = (float(v) for v in results["conflict"])
+    rows = [decide(f"{PRECONDITION} the two properties conflict within a prompt (golds, base answers)", PAPER_CONFLICT,
+                   est, low, high, null=0.0, side="less", unit="prompts", n=n, what="within-prompt r"),
+            not_a_test("one reward: the transform cannot change a best-of-n pick", PAPER_SAME_PICK,
                        f"same pick on {results['same_pick']:.0%} of prompts",
                        "log σ(r − r_ref(x)) is increasing in r within a prompt", unit="prompts", n=n)]
     for key, claim, paper, what in (
