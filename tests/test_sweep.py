@@ -195,6 +195,17 @@ def test_decode_reencode_comparison_on_the_tiny_rm(tiny):
     assert -1 <= summary["spearman"] < 1 and 0 <= summary["top_overlap"] <= 1
 
 
+def test_decode_reencode_comparison_on_an_encoder_scores_every_token_once():
+    # an encoder runs full forwards; 400 tokens give groups of more than 128 equal-length sequences, which the
+    # naive fallback once sliced by batch_size (512) while stepping by 128: too many scores for the group
+    bert = load_reward_model("tiny-bert-rm")
+    frame, summary = decode_reencode_comparison(bert, PROMPT, token_ids=range(400), top=20)
+    assert summary["n"] == 400 and len(frame) == 400 and frame["n_ids"].value_counts().max() > 128
+    for t in (7, 150, 399):  # each token's round-trip score is its own pair scored alone
+        word = bert.tokenizer.decode([t])
+        assert frame["score_roundtrip"][t] == pytest.approx(bert.score([PROMPT], [word])[0], abs=1e-4)
+
+
 def test_rank_agreement_on_planted_orders():
     x = np.arange(50.0)
     same = rank_agreement(x, 2 * x + 1, top=5)

@@ -1112,10 +1112,11 @@ def _score_sequences(scorer: _Scorer, sequences: list[list[int]], batch_size: in
                                              for s in range(0, len(block), batch_size)])
             except _NoSharing:
                 scores = None
-        if scores is None:
-            scores = np.concatenate([scorer.naive(block[s:s + batch_size],
-                                                  None if block_types is None else block_types[s:s + batch_size])
-                                     for s in range(0, len(block), DEFAULT_BATCH["encoder"])])
+        if scores is None:  # full forwards: one step size for the slice and the stride
+            step = min(batch_size, DEFAULT_BATCH["encoder"])
+            scores = np.concatenate([scorer.naive(block[s:s + step],
+                                                  None if block_types is None else block_types[s:s + step])
+                                     for s in range(0, len(block), step)])
         out[members] = scores
     return out
 
