@@ -672,7 +672,7 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     root = project_root(root)
     path = resolve_notebook(root, notebook, allow_path=True)
     label = profile_label(profile)
-    values = load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {})
+    values = load_profile(profile, root / "notebooks" / "params", [*notebook_names(root), AUDIT]).get(path.stem, {})
     values.update(parameters)
     check_parameters(path, values, environment=True)
     output = writable_output(output if output else root / "_build" / "runs" / f"{path.stem}.ipynb")
@@ -684,3 +684,81 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     elif output.is_file():
         output.unlink()  # papermill failed before writing anything: leave no empty notebook behind
     return record
+
+
+AUDIT = "audit"  # the profile section and notebook stem of ``rewardscope audit``; not a chapter (notebook_names skips it)
+
+
+def audit_notebook(root: Path) -> Path:
+    """The audit notebook: ``notebooks/audit/audit.ipynb``, outside the glob that finds the book's chapters."""
+    return root / "notebooks" / AUDIT / f"{AUDIT}.ipynb"
+
+
+@dataclass
+class AuditRecord(RunRecord):
+    """One reward model's audit: the run, and where its notebook and card went."""
+
+    spec: str = ""
+    directory: str = ""
+
+
+def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profile: str | Path = "default",
+              output: Path | None = None, root: Path | None = None, progress: bool = True) -> list[AuditRecord]:
+    """Audit each reward model in ``specs`` with the audit notebook, through the same runner as ``run_one``.
+
+    Parameters are the profile's ``audit`` section overridden by ``parameters``, then ``rm`` (the spec) and
+    ``card_dir``. Every spec's parameters are checked (names, types, values, that the spec loads here and returns
+    one scalar) before the first kernel starts. Each RM gets ``<output>/<safe name>/`` (default
+    ``_build/audits/``) holding ``audit.ipynb`` (the executed notebook), ``card.json`` and ``card.md``.
+    """
+    from .audit import safe_name, scalar_reward_problem
+
+    root = project_root(root)
+    notebook = audit_notebook(root)
+    if not isinstance(specs, list) or not specs:
+        raise ParameterError("audit needs at least one reward-model spec")
+    for key in ("rm", "card_dir"):
+        if key in (parameters or {}):
+            raise ParameterError(f"parameter {key!r} is set by `rewardscope audit` (the spec, and the output folder "
+                                 "with -o); do not pass it with -p")
+    base = load_profile(profile, root / "notebooks" / "params", [*notebook_names(root), AUDIT])[AUDIT]
+    base.update(parameters or {})
+    base.pop("rm", None)
+    options = base.pop("reward_options", None) or {}
+    if not isinstance(options, dict):
+        raise ParameterError(f"parameter 'reward_options' of {AUDIT} must be dict, got {type(options).__name__} {options!r}")
+    compared = base.get("compare_rms") if isinstance(base.get("compare_rms"), list) else []
+    stray = sorted(set(options) - set(specs) - set(compared))
+    if stray:
+        raise ParameterError(f"{AUDIT}: parameter 'reward_options' names {', '.join(map(repr, stray))}, which is not "
+                             f"among the audited specs ({', '.join(specs)}) or compare_rms")
+    out = Path(output).expanduser() if output else root / "_build" / "audits"
+    names = [safe_name(s) for s in specs]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ParameterError(f"specs {', '.join(s for s, n in zip(specs, names) if n in clash)} share the folder name "
+                             f"{clash[0]!r}; audit them one at a time with -o")
+    jobs = []
+    for spec, name in zip(specs, names):
+        directory = out / name
+        used = {spec, *compared}
+        values = {**base, "rm": spec, "card_dir": str(directory.resolve()),
+                  **({"reward_options": {k: v for k, v in options.items() if k in used}} if used & set(options) else {})}
+        check_parameters(notebook, values, environment=True)
+        problem = scalar_reward_problem(spec, (values.get("reward_options") or {}).get(spec))
+        if problem:
+            raise ParameterError(f"audit: parameter 'rm': {problem}")
+        jobs.append((spec, directory, values))
+    for _, directory, _ in jobs:
+        writable_output(directory / f"{AUDIT}.ipynb")
+    label = profile_label(profile)
+    records = []
+    for spec, directory, values in jobs:
+        output_nb = directory / f"{AUDIT}.ipynb"
+        logger.info("audit %s: running (%s profile)", spec, label)
+        record = execute_notebook(notebook, output_nb, values, cwd=root / "notebooks", progress=progress,
+                                  timeout=cell_timeout(root, label, AUDIT))
+        if output_nb.is_file() and output_nb.stat().st_size:
+            _stamp(output_nb, record, "", label)
+        records.append(AuditRecord(**asdict(record), spec=spec, directory=str(directory)))
+    return records

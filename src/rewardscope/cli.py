@@ -1,4 +1,4 @@
-"""The ``rewardscope`` command: build the book, run one notebook, list and build the zoo."""
+"""The ``rewardscope`` command: build the book, run one notebook, audit reward models, list and build the zoo."""
 
 from __future__ import annotations
 
@@ -45,6 +45,17 @@ def _run(args) -> int:
     record = run_one(args.notebook, params, profile=args.profile, output=args.output)
     print(f"{record.notebook}: {record.status} in {record.duration:.1f} s" + (f"  {record.error}" if record.error else ""))
     return 0 if record.status == "ok" else 1
+
+
+def _audit(args) -> int:
+    from .book import run_audit
+
+    params = {key: parse_cli_value(value) for key, value in args.param}
+    records = run_audit(args.specs, params, profile=args.profile, output=args.output)
+    for r in records:
+        where = f"  -> {r.directory}/card.md" if r.status == "ok" else f"  {r.error}"
+        print(f"{r.spec}: {r.status} in {r.duration:.1f} s{where}")
+    return 0 if all(r.status == "ok" for r in records) else 1
 
 
 def _zoo_list(args) -> int:
@@ -95,6 +106,17 @@ def make_parser() -> argparse.ArgumentParser:
                      help="the profile (a name or a YAML file) whose values are the base")
     run.add_argument("-o", "--output", help="output notebook (default _build/runs/NAME.ipynb)")
     run.set_defaults(func=_run)
+
+    audit = sub.add_parser("audit", help="audit reward models: one card (card.json, card.md) per RM")
+    audit.add_argument("specs", nargs="+", metavar="SPEC",
+                       help="reward models: a reward rule, embedded name, local directory or hub id")
+    audit.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                       help="override a parameter of the audit notebook; VALUE is read as YAML")
+    audit.add_argument("--profile", default="default", metavar="NAME|PATH",
+                       help="the profile (a name or a YAML file) whose `audit:` section is the base")
+    audit.add_argument("-o", "--output", metavar="DIR",
+                       help="folder for the cards, one subfolder per RM (default _build/audits)")
+    audit.set_defaults(func=_audit)
 
     zoo = sub.add_parser("zoo", help="the embedded models")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)

@@ -214,6 +214,14 @@ def spec_list(kind: str) -> Callable[[Any], None]:
     return rule
 
 
+def optional_spec_list(kind: str) -> Callable[[Any], None]:
+    """A list of specs that may be empty (``compare_rms``: nothing to compare with)."""
+    rule = list_of(spec_rule(kind), min_len=0, what="specs")
+    rule.spec_kind = kind  # type: ignore[attr-defined]
+    rule.spec_container = "list"  # type: ignore[attr-defined]
+    return rule
+
+
 def spec_dict(kind: str) -> Callable[[Any], None]:
     def rule(value):
         if not isinstance(value, dict) or not value:
@@ -276,8 +284,8 @@ RULES: dict[str, Callable[[Any], None]] = {
     **{name: spec_rule(MODEL) for name in ("policy", "tuned_policy", "judge", "expert", "backbone", "decoder_backbone",
                                            "lm_labeller")},
     **{name: spec_rule(REWARD) for name in ("true_reward", "alternative_reward", "proxy", "proxy_gold", "bench_rm",
-                                            "drift_rm", "pre_rm", "post_rm")},
-    "reward_models": spec_list(REWARD), "roundtrip_rms": spec_list(REWARD),
+                                            "drift_rm", "pre_rm", "post_rm", "rm")},
+    "reward_models": spec_list(REWARD), "roundtrip_rms": spec_list(REWARD), "compare_rms": optional_spec_list(REWARD),
     "properties": spec_dict(REWARD), "property_golds": spec_dict(REWARD),
     "prompt_source": spec_rule(DATA), "data": spec_rule(DATA),
     "reward_options": reward_options_rule, "policy_options": policy_options_rule,
@@ -289,9 +297,11 @@ RULES: dict[str, Callable[[Any], None]] = {
         "batch_size", "sae_steps", "sae_batch_size", "n_triples", "n_random", "top_k_tokens", "n_shared_features",
         "n_divergent_features", "n_prompts", "n_restarts", "epochs", "decoder_epochs", "n_compare_restarts", "rl_steps",
         "rl_prompts_per_step", "rl_max_new_tokens", "eval_k", "n_top", "n_bootstrap_tau", "n_rewrite_pairs",
-        "n_train_prompts", "n_reference", "n_best_of", "decoder_trainable")},
+        "n_train_prompts", "n_reference", "n_best_of", "decoder_trainable", "n_probe_pairs", "n_input_probes")},
     "rl_generations": int_at_least(2),  # a group baseline needs two samples
-    **{name: NON_NEGATIVE for name in ("n_judged_features", "drift_tokens", "roundtrip_tokens", "n_lm_labels", "seed")},
+    **{name: NON_NEGATIVE for name in ("n_judged_features", "drift_tokens", "roundtrip_tokens", "n_lm_labels", "seed",
+                                       "vocab_tokens")},
+    "card_dir": optional(nonempty_text),
     "n_pairs": optional(POSITIVE),
     # rates and weights
     **{name: RATE for name in ("sae_lr", "learning_rate", "decoder_learning_rate", "rl_learning_rate", "irm_alpha",

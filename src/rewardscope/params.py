@@ -7,6 +7,9 @@ A profile file maps notebook names to parameter values::
       policy: tiny-llama
       max_new_tokens: 8
 
+Sections named in ``EXTRA_SECTIONS`` (``audit:``) hold the parameters of notebooks that are not chapters of the
+book (``rewardscope audit`` reads them); the book ignores them.
+
 Each notebook declares its parameters, with a type annotation, in the cell tagged ``parameters``;
 unknown names and values of the wrong type fail here with one line.
 """
@@ -24,6 +27,7 @@ from typing import Any
 import yaml
 
 PROFILES = ("smoke", "default", "paper", "replica")
+EXTRA_SECTIONS = ("audit",)  # profile sections for notebooks outside the book's chapters (notebooks/audit/audit.ipynb)
 _EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 
@@ -120,7 +124,7 @@ def load_profile(profile: str | Path, params_dir: Path, notebooks: list[str]) ->
         raise ParameterError(f"malformed params file {path}{where}: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ParameterError(f"params file {path} must map notebook names to mappings of parameters")
-    unknown = sorted(set(data) - set(notebooks))
+    unknown = sorted(set(data) - set(notebooks) - set(EXTRA_SECTIONS))
     if unknown:
         raise ParameterError(f"params file {path} names unknown notebooks {unknown}; notebooks: {', '.join(notebooks)}")
     return {name: dict(data.get(name, {})) for name in notebooks}
