@@ -40,7 +40,8 @@ def test_unknown_spec_lists_the_embedded_names():
 
 
 def test_reward_loader_also_lists_reward_rules():
-    with pytest.raises(ModelSpecError, match="reward rules: afinn, concise, helpfulness, toxicity, vader-compound, vader-utility$"):
+    rules = "reward rules: afinn, concise, helpfulness, toxicity, vader-compound, vader-utility$"
+    with pytest.raises(ModelSpecError, match=rules):
         load_reward_model("no-such-model")
 
 
