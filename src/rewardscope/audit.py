@@ -738,17 +738,33 @@ def decided(item: Any, null: float = 0.0) -> bool | None:
 
 
 def _feature(card: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    features = (card.get("imprint") or {}).get("features")
+    features = _at(card, "imprint", "features")
     if not isinstance(features, list):
         return None
     return next((f for f in features if f["feature"] == name), None)
 
 
-def _sentence_agreement(card):
-    item = (card.get("imprint") or {}).get("agreement")
-    holds = decided(item, 0.5)
-    if holds is None:
-        return None
+def _at(card: Mapping[str, Any], *keys: str) -> Any:
+    """``card[k1][k2]...`` or None where a level is missing."""
+    for key in keys:
+        card = card.get(key) if isinstance(card, Mapping) else None
+    return card
+
+
+def _rule(find, null: float = 0.0):
+    """A verdict rule: ``find(card)`` picks an interval, and the decorated ``say(item, holds)`` words it; no
+    sentence where the card has no interval there."""
+    def wrap(say):
+        def sentence(card):
+            item = find(card)
+            holds = decided(item, null)
+            return None if holds is None else say(item, holds)
+        return sentence
+    return wrap
+
+
+@_rule(lambda card: _at(card, "imprint", "agreement"), null=0.5)
+def _sentence_agreement(item, holds):
     n = f"(95% interval over {item['n']} {item['unit']})"
     if not holds:
         return (f"Does not agree with the probe pairs' labels more often than chance (its interval includes 50%): "
@@ -758,11 +774,8 @@ def _sentence_agreement(card):
 
 
 def _sentence_feature(name: str, more: str, less: str, noun: str):
-    def sentence(card):
-        item = _feature(card, name)
-        holds = decided(item)
-        if holds is None:
-            return None
+    @_rule(lambda card: _feature(card, name))
+    def sentence(item, holds):
         unit = f"per {item['per']}" if not item["per"].startswith("presence") else "when present"
         if not holds:
             return f"Shows no {noun} preference its interval can tell from zero: {_ci(item)} {unit}."
@@ -770,44 +783,32 @@ def _sentence_feature(name: str, more: str, less: str, noun: str):
     return sentence
 
 
-def _sentence_paraphrase(card):
-    item = ((card.get("robustness") or {}).get("paraphrase") or {}).get("mean_change")
-    holds = decided(item)
-    if holds is None:
-        return None
+@_rule(lambda card: _at(card, "robustness", "paraphrase", "mean_change"))
+def _sentence_paraphrase(item, holds):
     if not holds:
         return f"Is stable under meaning-preserving paraphrases: mean score change {_ci(item)}, an interval that includes 0."
     return (f"Moves under meaning-preserving paraphrases: mean score change {_ci(item)} over {item['n']} rewritten "
             "texts; it reads wording, not only meaning.")
 
 
-def _sentence_flip(card):
-    item = ((card.get("robustness") or {}).get("flip") or {}).get("sentiment_sensitivity")
-    holds = decided(item)
-    if holds is None:
-        return None
+@_rule(lambda card: _at(card, "robustness", "flip", "sentiment_sensitivity"))
+def _sentence_flip(item, holds):
     if not holds:
         return f"Does not follow sentiment flips in a direction its interval can tell: {_ci(item)} per unit of VADER change."
     way = "rises" if item["estimate"] > 0 else "falls"
     return f"Its score {way} with sentiment under antonym flips: {_ci(item)} per unit of VADER compound change."
 
 
-def _sentence_frequency(card):
-    item = (card.get("vocabulary") or {}).get("frequency_bias")
-    holds = decided(item)
-    if holds is None:
-        return None
+@_rule(lambda card: _at(card, "vocabulary", "frequency_bias"))
+def _sentence_frequency(item, holds):
     if not holds:
         return f"Shows no word-frequency bias its interval can tell from zero: {_ci(item)} SD per log unit of frequency."
     way = "frequent" if item["estimate"] > 0 else "rare"
     return f"Favours {way} words among single-token answers: {_ci(item)} SD per log unit of frequency."
 
 
-def _sentence_compression(card):
-    item = ((card.get("transform") or {}).get("reference") or {}).get("compression")
-    holds = decided(item, 1.0)
-    if holds is None:
-        return None
+@_rule(lambda card: _at(card, "transform", "reference", "compression"), null=1.0)
+def _sentence_compression(item, holds):
     if not holds:
         return f"log σ(r − r_ref) does not compress its scores above the reference measurably: ratio {_ci(item, signed=False)}."
     return (f"log σ(r − r_ref) weighs a unit of its reward above the reference {_ci(item, signed=False)} times as much as one "
@@ -815,7 +816,7 @@ def _sentence_compression(card):
 
 
 def _sentence_batch(card):
-    check = (card.get("inputs") or {}).get("batch_invariance")
+    check = _at(card, "inputs", "batch_invariance")
     if not check or check.get("equal", True):
         return None
     return (f"Warning: its scores depend on the batch they are computed in (largest difference "
