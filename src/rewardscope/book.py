@@ -37,7 +37,7 @@ import nbformat
 
 from . import progress as progress_bars
 from .artifacts import BUILD_LOG_ENV, atomic_write_text, build_log
-from .params import ParameterError, check_parameters, load_profile, profile_label
+from .params import AUDIT, ParameterError, check_parameters, load_profile, profile_label
 
 logger = logging.getLogger(__name__)
 
@@ -684,9 +684,6 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     elif output.is_file():
         output.unlink()  # papermill failed before writing anything: leave no empty notebook behind
     return record
-
-
-AUDIT = "audit"  # the profile section and notebook stem of ``rewardscope audit``; not a chapter (notebook_names skips it)
 
 
 def audit_notebook(root: Path) -> Path:

@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 PROFILES = ("smoke", "default", "paper", "replica")
-EXTRA_SECTIONS = ("audit",)  # profile sections for notebooks outside the book's chapters (notebooks/audit/audit.ipynb)
+AUDIT = "audit"  # the profile section and notebook stem of ``rewardscope audit``; not a chapter
+EXTRA_SECTIONS = (AUDIT,)  # profile sections for notebooks outside the book's chapters (notebooks/audit/audit.ipynb)
 _EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 

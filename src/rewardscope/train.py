@@ -64,6 +64,7 @@ class TrainResult:
     path: Path
     metrics: dict
     log: pd.DataFrame
+    test_correct: np.ndarray | None = None  # per test pair: the saved model scores chosen above rejected
 
 
 def _layer_stack(model):
@@ -215,8 +216,9 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     test = splits["test"]
     chosen = saved.score(test["prompt"].tolist(), test["chosen"].tolist())
     rejected = saved.score(test["prompt"].tolist(), test["rejected"].tolist())
+    correct = np.asarray(chosen) > np.asarray(rejected)
     metrics = {
-        "heldout_accuracy": pairwise_accuracy(chosen, rejected),
+        "heldout_accuracy": float(correct.mean()),
         "validation_accuracy": best[0],
         "initial_validation_accuracy": initial_val,
         "n_train_pairs": len(train), "n_validation_pairs": len(splits["validation"]), "n_test_pairs": len(test),
@@ -227,4 +229,4 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     log.to_csv(output_dir / "train_log.csv", index=False)
     write_sidecar(output_dir, kind="reward-model", architecture=architecture, backbone=config.backbone, gold=gold,
                   config=asdict(config), metrics=metrics)
-    return TrainResult(output_dir, metrics, log)
+    return TrainResult(output_dir, metrics, log, correct)
