@@ -69,3 +69,44 @@ def test_bad_pairs_and_output_dir(tmp_path):
     (tmp_path / "c" / "x").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
         train_reward_model(pairs, BTConfig(backbone="tiny-llama"), tmp_path / "c")
+
+
+def test_cached_trunk_trains_like_the_plain_forward(tmp_path):
+    """Cached frozen layers give the plain path's step losses, validation accuracies and saved weights."""
+    from safetensors.torch import load_file
+
+    pairs = _planted_pairs(80)
+    results = {}
+    for cache in (False, True):
+        config = BTConfig(backbone="tiny-llama", trainable=1, epochs=2, learning_rate=2e-3, batch_size=8,
+                          cache_trunk=cache)
+        results[cache] = train_reward_model(pairs, config, tmp_path / f"rm-{cache}", progress=False)
+    plain, cached = results[False], results[True]
+    assert cached.metrics["cached_trunk"] and not plain.metrics["cached_trunk"]
+    np.testing.assert_allclose(cached.log["loss"], plain.log["loss"], rtol=1e-4, atol=1e-5)
+    assert cached.metrics["validation_accuracy"] == plain.metrics["validation_accuracy"]
+    assert cached.metrics["heldout_accuracy"] == plain.metrics["heldout_accuracy"]
+    a, b = load_file(plain.path / "model.safetensors"), load_file(cached.path / "model.safetensors")
+    assert a.keys() == b.keys()  # the frozen layers are saved too, not the pass-throughs
+    for name in a:
+        np.testing.assert_allclose(b[name].numpy(), a[name].numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_cached_trunk_stands_down_where_it_cannot_serve():
+    """Dropout in the frozen layers (train and eval differ) or nothing frozen: the plain forward runs."""
+    from rewardscope.train import FrozenTrunk, _frozen_trunk, _freeze, load_backbone
+
+    pairs = _planted_pairs(40)
+    splits = {s: pairs[pairs["split"] == s] for s in ("train", "validation", "test")}
+    model, tokenizer, architecture, pad_id = load_backbone("tiny-llama")
+    config = BTConfig(backbone="tiny-llama", trainable=1, cache_trunk=True)
+    _freeze(model, 1)
+    assert _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) is not None
+    model.config.attention_dropout = 0.1
+    assert _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) is None
+    model.config.attention_dropout = 0.0
+    n_layers = len(model.model.layers)
+    assert _frozen_trunk(model, tokenizer, architecture, pad_id, BTConfig(backbone="tiny-llama", trainable=n_layers,
+                                                                          cache_trunk=True), splits) is None
+    with pytest.raises(ValueError, match="frozen depth"):
+        FrozenTrunk(model, tokenizer, architecture, pad_id, 128, depth=0)

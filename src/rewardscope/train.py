@@ -13,9 +13,9 @@ template), and partial fine-tuning of the top layers must be explicit.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +37,9 @@ class BTConfig:
         norm/pooler and the head (partial fine-tuning; the rest stays frozen).
     epochs, learning_rate, batch_size (pairs per step), max_length (tokens per sequence), seed.
     bf16: bfloat16 autocast for forward and backward (weights stay float32).
+    cache_trunk: with an int ``trainable``, compute the frozen bottom layers once per sequence and train the top
+        layers on their cached output (:class:`FrozenTrunk`): each further epoch then costs only the top layers.
+        The scores equal the plain forward's (checked on the first batch; the plain path runs otherwise).
     """
 
     backbone: str
@@ -47,6 +50,7 @@ class BTConfig:
     max_length: int = 128
     seed: int = 0
     bf16: bool = False
+    cache_trunk: bool = False
 
     def __post_init__(self):
         if not (self.trainable in ("all", "head") or (isinstance(self.trainable, int) and self.trainable >= 0)):
@@ -75,6 +79,124 @@ def _layer_stack(model):
     if not lists:
         raise ValueError(f"cannot find the layer stack of {type(model).__name__} for partial fine-tuning")
     return max(lists, key=len)
+
+
+def _pass_through():
+    """A module that returns the hidden states it is given: stands in for a frozen layer whose output is cached."""
+    import torch
+
+    class PassThrough(torch.nn.Module):
+        def forward(self, hidden_states, *args, **kwargs):
+            return hidden_states
+
+    return PassThrough()
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the frozen trunk's output is captured."""
+
+
+def _dropout_free(model, layers) -> bool:
+    """True when the frozen layers compute the same thing in train and eval mode (no dropout anywhere in them)."""
+    import torch
+
+    rates = [v for k, v in model.config.to_dict().items() if "dropout" in k and isinstance(v, float)]
+    modules = [m.p for layer in layers for m in layer.modules() if isinstance(m, torch.nn.Dropout)]
+    return not any(rates + modules)
+
+
+class FrozenTrunk:
+    """The hidden states entering the first trainable layer, computed once per sequence.
+
+    With partial fine-tuning the bottom layers are frozen, so every epoch recomputes the same activations there.
+    :meth:`fill` computes them once (length-sorted batches, no grad) and keeps each sequence's real-token rows;
+    inside :meth:`active` the frozen layers are swapped for pass-throughs and a pre-hook on the first trainable
+    layer puts the cached rows back, so the model's own forward (masks, rotary embeddings, top layers, norm, head,
+    pooling) runs unchanged on top. Written here because no library caches a frozen prefix for training.
+    """
+
+    def __init__(self, model, tokenizer, architecture: str, pad_id: int, max_length: int, depth: int):
+        self.model, self.tokenizer, self.architecture = model, tokenizer, architecture
+        self.pad_id, self.max_length = pad_id, max_length
+        self.layers = _layer_stack(model)
+        if not 0 < depth < len(self.layers):
+            raise ValueError(f"the frozen depth must be in 1..{len(self.layers) - 1}, got {depth}")
+        self.depth = depth
+        self.rows: dict[tuple[str, str], object] = {}  # (prompt, response) -> (real tokens, hidden) float32
+
+    def _inputs(self, prompts, responses):
+        return hf.reward_inputs(self.tokenizer, self.architecture, prompts, responses, self.pad_id, self.max_length)
+
+    def fill(self, prompts, responses, batch_size: int = 32) -> None:
+        """Compute the trunk's output for every (prompt, response) not cached yet."""
+        import torch
+
+        todo = sorted({(p, r) for p, r in zip(prompts, responses)} - self.rows.keys(), key=lambda x: len(x[0]) + len(x[1]))
+        captured = []
+
+        def capture(module, args, kwargs):
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _Stop
+
+        handle = self.layers[self.depth].register_forward_pre_hook(capture, with_kwargs=True)
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for i in range(0, len(todo), batch_size):
+                    part = todo[i:i + batch_size]
+                    batch = self._inputs([p for p, _ in part], [r for _, r in part])
+                    captured.clear()
+                    try:
+                        self.model(**batch)
+                    except _Stop:
+                        pass
+                    mask = batch["attention_mask"].bool()
+                    for key, hidden, real in zip(part, captured[0], mask):
+                        self.rows[key] = hidden[real].clone()
+        finally:
+            handle.remove()
+            self.model.train(training)
+
+    def _hidden(self, prompts, responses, batch):
+        """The cached rows of a batch, placed at its real-token positions (zeros at the padding)."""
+        import torch
+
+        mask = batch["attention_mask"].bool()
+        first = self.rows[(prompts[0], responses[0])]
+        hidden = torch.zeros(*mask.shape, first.shape[-1], dtype=first.dtype)
+        for i, key in enumerate(zip(prompts, responses)):
+            rows = self.rows[key]
+            if rows.shape[0] != int(mask[i].sum()):
+                raise RuntimeError(f"cached trunk rows for sequence {i} do not match its {int(mask[i].sum())} tokens")
+            hidden[i, mask[i]] = rows
+        return hidden
+
+    @contextmanager
+    def active(self):
+        """Run the model on cached trunk outputs: the frozen layers become pass-throughs until the block ends."""
+        frozen = [self.layers[i] for i in range(self.depth)]
+        for i in range(self.depth):
+            self.layers[i] = _pass_through()
+        try:
+            yield
+        finally:
+            for i, layer in enumerate(frozen):
+                self.layers[i] = layer
+
+    def scores(self, prompts, responses):
+        """The model's scores for a batch, its frozen layers read from the cache (call inside :meth:`active`)."""
+        batch = self._inputs(prompts, responses)
+        hidden = self._hidden(prompts, responses, batch)
+
+        def inject(module, args, kwargs):
+            return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+
+        handle = self.layers[self.depth].register_forward_pre_hook(inject, with_kwargs=True)
+        try:
+            return self.model(**batch).logits[:, 0].float()
+        finally:
+            handle.remove()
 
 
 def _freeze(model, trainable) -> int:
@@ -123,6 +245,45 @@ def load_backbone(spec: str, device: str = "cpu", *, trust_remote_code: bool = F
     return model, tokenizer, architecture, pad_id
 
 
+def _trainable_state(model) -> dict:
+    """A copy of the trainable parameters (all that training changes)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _frozen_trunk(model, tokenizer, architecture, pad_id, config: BTConfig, splits) -> FrozenTrunk | None:
+    """A filled :class:`FrozenTrunk` for the train and validation texts, or None where it cannot serve: full or
+    head-only fine-tuning, dropout in the frozen layers, or scores that differ from the plain forward's."""
+    import torch
+
+    if not isinstance(config.trainable, int) or config.trainable < 1:
+        return None
+    layers = _layer_stack(model)
+    depth = len(layers) - config.trainable
+    if depth < 1 or not _dropout_free(model, list(layers)[:depth]):
+        logger.info("training without a cached trunk: nothing frozen below the trainable layers, or dropout in them")
+        return None
+    trunk = FrozenTrunk(model, tokenizer, architecture, pad_id, config.max_length, depth)
+    texts = pd.concat([splits["train"], splits["validation"]])
+    trunk.fill(texts["prompt"].tolist() * 2, texts["chosen"].tolist() + texts["rejected"].tolist())
+    probe = splits["train"].iloc[:8]
+    prompts, responses = probe["prompt"].tolist() * 2, probe["chosen"].tolist() + probe["rejected"].tolist()
+    model.eval()
+    with torch.no_grad():
+        plain = model(**hf.reward_inputs(tokenizer, architecture, prompts, responses, pad_id, config.max_length))
+        try:
+            with trunk.active():
+                cached = trunk.scores(prompts, responses)
+        except Exception as error:  # an architecture whose layers take or return something else
+            logger.warning("training without a cached trunk: %s", error)
+            return None
+    plain = plain.logits[:, 0].float()
+    if not torch.allclose(cached, plain, rtol=1e-4, atol=1e-4):
+        logger.warning("training without a cached trunk: its scores differ from the plain forward's by %.2g",
+                       float((cached - plain).abs().max()))
+        return None
+    return trunk
+
+
 def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
     """Share of pairs whose chosen response scores strictly higher."""
     return float(np.mean(np.asarray(chosen) > np.asarray(rejected)))
@@ -161,9 +322,13 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     n_trainable = _freeze(model, config.trainable)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
 
+    trunk = _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) if config.cache_trunk else None
+
     def rewards_of(prompts, responses):
-        batch = hf.reward_inputs(tokenizer, architecture, prompts, responses, pad_id, config.max_length)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            if trunk is not None:
+                return trunk.scores(prompts, responses)
+            batch = hf.reward_inputs(tokenizer, architecture, prompts, responses, pad_id, config.max_length)
             return model(**batch).logits[:, 0].float()
 
     def accuracy(frame) -> float:
@@ -177,36 +342,37 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
                 rejected.append(scores[len(part):].numpy())
         return pairwise_accuracy(np.concatenate(chosen), np.concatenate(rejected))
 
-    initial_val = accuracy(splits["validation"])
-    best = (-1.0, None)  # the best epoch by validation accuracy (never the untrained start)
-    rows = []
-    generator = np.random.default_rng(config.seed)
-    train = splits["train"]
-    n_steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
-    bar = progress_bar(total=n_steps, desc=f"BT training on {gold or 'pairs'}", unit="step", progress=progress)
-    step = 0
-    for epoch in range(config.epochs):
-        model.train()
-        order = generator.permutation(len(train))
-        for i in range(0, len(order), config.batch_size):
-            part = train.iloc[order[i:i + config.batch_size]]
-            n = len(part)
-            scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
-            margin = scores[:n] - scores[n:]
-            loss = -torch.nn.functional.logsigmoid(margin).mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            rows.append({"step": step, "epoch": epoch, "loss": loss.item(), "accuracy": (margin > 0).float().mean().item()})
-            bar.update()
-        val = accuracy(splits["validation"])
-        rows[-1]["validation_accuracy"] = val
-        if val > best[0]:
-            best = (val, copy.deepcopy(model.state_dict()) if config.epochs > 1 else None)
+    with trunk.active() if trunk is not None else nullcontext():  # frozen layers restored before saving
+        initial_val = accuracy(splits["validation"])
+        best = (-1.0, None)  # the best epoch by validation accuracy (never the untrained start)
+        rows = []
+        generator = np.random.default_rng(config.seed)
+        train = splits["train"]
+        n_steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
+        bar = progress_bar(total=n_steps, desc=f"BT training on {gold or 'pairs'}", unit="step", progress=progress)
+        step = 0
+        for epoch in range(config.epochs):
+            model.train()
+            order = generator.permutation(len(train))
+            for i in range(0, len(order), config.batch_size):
+                part = train.iloc[order[i:i + config.batch_size]]
+                n = len(part)
+                scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
+                margin = scores[:n] - scores[n:]
+                loss = -torch.nn.functional.logsigmoid(margin).mean()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                step += 1
+                rows.append({"step": step, "epoch": epoch, "loss": loss.item(), "accuracy": (margin > 0).float().mean().item()})
+                bar.update()
+            val = accuracy(splits["validation"])
+            rows[-1]["validation_accuracy"] = val
+            if val > best[0]:
+                best = (val, _trainable_state(model) if config.epochs > 1 else None)
     bar.close()
     if config.epochs > 1:
-        model.load_state_dict(best[1])
+        model.load_state_dict(best[1], strict=False)
     model.eval()
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
@@ -223,7 +389,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
         "initial_validation_accuracy": initial_val,
         "n_train_pairs": len(train), "n_validation_pairs": len(splits["validation"]), "n_test_pairs": len(test),
         "trainable_parameters": n_trainable, "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 1), "cached_trunk": trunk is not None,
     }
     log = pd.DataFrame(rows)
     log.to_csv(output_dir / "train_log.csv", index=False)
