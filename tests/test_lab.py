@@ -108,3 +108,27 @@ def test_policies_build_with_logs_and_held_out_prompts(recipe):
 def test_unknown_scale_fails_clearly():
     with pytest.raises(ValueError, match="unknown lab scale 'huge'; scales: default, smoke"):
         lab.lab_name("sentiment-minilm", "huge")
+
+
+def test_each_lab_entry_is_keyed_by_what_it_reads():
+    """A change to the RL settings keeps every RM; a change to decoder training keeps the encoders, the pairs and
+    the policies; prose keeps everything; retraining SEAL's pre RM retrains its post RM."""
+    from dataclasses import replace
+
+    from rewardscope.lab import POLICY_RECIPES, RM_RECIPES, SCALES, _pairs_params, policy_params, rm_params
+
+    base = SCALES["default"]
+    rms = {name: rm_params(recipe, base) for name, recipe in RM_RECIPES.items()}
+    policies = {name: policy_params(recipe, base) for name, recipe in POLICY_RECIPES.items()}
+    rl = replace(base, rl_steps=base.rl_steps + 1)
+    assert all(rm_params(recipe, rl) == rms[name] for name, recipe in RM_RECIPES.items())
+    assert all(policy_params(recipe, rl) != policies[name] for name, recipe in POLICY_RECIPES.items())
+    decoder = replace(base, decoder_epochs=base.decoder_epochs + 5)
+    changed = {name for name, recipe in RM_RECIPES.items() if rm_params(recipe, decoder) != rms[name]}
+    assert changed == {name for name, recipe in RM_RECIPES.items() if recipe.backbone == "decoder" and not recipe.epochs}
+    assert all(policy_params(recipe, decoder) == policies[name] for name, recipe in POLICY_RECIPES.items())
+    assert _pairs_params(decoder, "hh", 0.1, 0.25) == _pairs_params(base, "hh", 0.1, 0.25)
+    prose = replace(RM_RECIPES["sentiment-minilm"], description="reworded")
+    assert rm_params(prose, base) == rms["sentiment-minilm"]
+    encoder = replace(base, encoder_epochs=base.encoder_epochs + 1)
+    assert rm_params(RM_RECIPES["seal-post"], encoder)["backbone"] != rms["seal-post"]["backbone"]

@@ -88,11 +88,16 @@ def sample_pool(scale: Scale) -> pd.DataFrame:
     return pd.read_parquet(sample_pool_path(scale) / "pool.parquet")
 
 
-def sample_pool_path(scale: Scale) -> Path:
-    """The cache directory of a scale's sample pool (built on first use)."""
+def pool_params(scale: Scale) -> dict:
+    """What the sample pool depends on (its cache key): the scale's sampling fields and the golds."""
     params = {k: v for k, v in asdict(scale).items() if k in ("policy", "chatterbot_prompts", "review_prompts", "k",
                                                               "max_new_tokens")}
     params["sample_dtype"] = hf.dtype_name(scale.sample_dtype)  # "auto" keyed by what it means on this machine
+    return {**params, "golds": list(GOLDS)}
+
+
+def sample_pool_path(scale: Scale) -> Path:
+    """The cache directory of a scale's sample pool (built on first use)."""
 
     def build(out: Path) -> None:
         from .pairs import label_pool
@@ -107,7 +112,7 @@ def sample_pool_path(scale: Scale) -> Path:
         pool = label_pool(pool, {gold: load_reward_model(gold) for gold in GOLDS})
         pool.to_parquet(out / "pool.parquet", index=False)
 
-    return artifacts.cached("lab-pool", {**params, "golds": list(GOLDS)}, VERSION, build).path
+    return artifacts.cached("lab-pool", pool_params(scale), VERSION, build).path
 
 
 def derived_golds(pool: pd.DataFrame) -> pd.DataFrame:
@@ -130,8 +135,12 @@ def preference_pairs(scale: Scale, gold: str, margin: float, label_noise: float 
         pairs = make_pairs(pool, f"gold_{gold}", margin, seed=0, label_noise=label_noise)
         Dataset.from_pandas(pairs, preserve_index=False).to_parquet(str(out / "pairs.parquet"))
 
-    params = {"scale": asdict(scale), "gold": gold, "margin": margin, "label_noise": label_noise}
-    return pd.read_parquet(artifacts.cached("lab-pairs", params, VERSION, build).path / "pairs.parquet")
+    return pd.read_parquet(artifacts.cached("lab-pairs", _pairs_params(scale, gold, margin, label_noise), VERSION,
+                                            build).path / "pairs.parquet")
+
+
+def _pairs_params(scale: Scale, gold: str, margin: float, label_noise: float) -> dict:
+    return {"pool": pool_params(scale), "gold": gold, "margin": margin, "label_noise": label_noise}
 
 
 def recipe_pairs(recipe: str | RMRecipe, scale: str | Scale = "default") -> pd.DataFrame:
@@ -165,6 +174,7 @@ class RMRecipe:
     learning_rate: float = 3e-5
     batch_size: int = 16
     label_noise: float = 0.0  # share of the pairs whose label is flipped, drawn from Bradley–Terry (pairs.preference_pairs)
+    epochs: int | None = None  # None: the scale's encoder or decoder epochs
 
 
 RM_RECIPES = {r.name: r for r in (
@@ -192,8 +202,14 @@ def _rm_name(recipe: str, scale: Scale) -> str:
     return recipe if scale.name == "default" else f"{recipe}-{scale.name}"
 
 
-def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
-    from .train import BTConfig, train_reward_model
+def _recipe_key(recipe) -> dict:
+    """A recipe's fields that change what it builds (its description is prose)."""
+    return {k: v for k, v in asdict(recipe).items() if k != "description"}
+
+
+def rm_config(recipe: RMRecipe, scale: Scale):
+    """(training config, gold, margin) of a lab RM recipe at a scale."""
+    from .train import BTConfig
 
     if recipe.backbone == "encoder":
         backbone, trainable, epochs = scale.encoder, "all", scale.encoder_epochs
@@ -201,19 +217,38 @@ def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
         backbone, trainable, epochs = scale.decoder, scale.decoder_top_layers, scale.decoder_epochs
     else:
         backbone, trainable, epochs = _rm_name(recipe.backbone, scale), "all", scale.encoder_epochs
+    epochs = recipe.epochs or epochs
     gold, margin = (scale.gold_override, 0.0) if scale.gold_override else (recipe.gold, recipe.margin)
-    pairs = recipe_pairs(recipe, scale)
     batch_size = scale.decoder_batch_size if recipe.backbone == "decoder" else recipe.batch_size
     config = BTConfig(backbone=backbone, trainable=trainable, epochs=epochs, learning_rate=recipe.learning_rate,
-                      batch_size=batch_size, max_length=128,
+                      batch_size=batch_size, max_length=128, cache_trunk=recipe.backbone == "decoder",
                       bf16=scale.train_bf16 and hf.fast_bf16(hf.resolve_device(None)))
+    return config, gold, margin
+
+
+def rm_params(recipe: RMRecipe, scale: Scale) -> dict:
+    """What a lab RM depends on (its cache key): its recipe, its pairs, its training config and, for an RM trained
+    further from another lab RM, that RM's own key. Nothing else: a change to the RL settings keeps the RMs."""
+    config, gold, margin = rm_config(recipe, scale)
+    params = {"recipe": _recipe_key(recipe), "pairs": _pairs_params(scale, gold, margin, recipe.label_noise),
+              "training": asdict(config)}
+    if recipe.backbone not in ("encoder", "decoder"):
+        params["backbone"] = rm_params(RM_RECIPES[recipe.backbone], scale)
+    return params
+
+
+def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
+    from .train import train_reward_model
+
+    config, gold, margin = rm_config(recipe, scale)
+    pairs = recipe_pairs(recipe, scale)
     result = train_reward_model(pairs, config, out, gold=gold)  # the cache entry is the model directory
     metrics = dict(result.metrics, label_noise=float(pairs["flipped"].mean()))
     if pairs["flipped"].any():  # accuracy against the noise-free gold order as well as against the noisy labels
         flipped = pairs.loc[pairs["split"] == "test", "flipped"].to_numpy()
         metrics["heldout_gold_accuracy"] = float(np.mean(result.test_correct != flipped))
     write_sidecar(out, kind="reward-model", architecture="decoder" if recipe.backbone == "decoder" else "encoder",
-                  backbone=backbone, gold=gold, margin=margin, label_noise=recipe.label_noise, scale=scale.name,
+                  backbone=config.backbone, gold=gold, margin=margin, label_noise=recipe.label_noise, scale=scale.name,
                   description=recipe.description, config=asdict(config), metrics=metrics)
 
 
@@ -250,6 +285,12 @@ def rl_prompts(recipe: PolicyRecipe, scale: Scale) -> tuple[list[str], list[str]
     return prompts[: scale.rl_prompts], prompts[scale.rl_prompts:]
 
 
+def policy_params(recipe: PolicyRecipe, scale: Scale) -> dict:
+    """What a lab policy depends on (its cache key): its recipe, the base policy and the RL settings."""
+    return {"recipe": _recipe_key(recipe), "base": scale.policy,
+            "rl": {k: getattr(scale, k) for k in ("rl_steps", "rl_prompts", "rl_max_completion_length")}}
+
+
 def build_policy(recipe: PolicyRecipe, scale: Scale, out: Path) -> None:
     from .rewards import load_reward_model
     from .rlhf import RLConfig, tune_policy
@@ -272,13 +313,12 @@ def _register(scale: Scale) -> None:
     for recipe in RM_RECIPES.values():
         name = _rm_name(recipe.name, scale)
         register_cached(name, "reward-model", f"lab: trained here ({scale.name} scale)", recipe.description,
-                        lambda out, r=recipe, s=scale: build_reward_model(r, s, out), VERSION,
-                        {"recipe": asdict(recipe), "scale": asdict(scale)})
+                        lambda out, r=recipe, s=scale: build_reward_model(r, s, out), VERSION, rm_params(recipe, scale))
     for recipe in POLICY_RECIPES.values():
         name = _rm_name(recipe.name, scale)
         register_cached(name, "policy", f"lab: RL-tuned here ({scale.name} scale)", recipe.description,
                         lambda out, r=recipe, s=scale: build_policy(r, s, out), POLICY_VERSION,
-                        {"recipe": asdict(recipe), "scale": asdict(scale)})
+                        policy_params(recipe, scale))
     pre = entry(_rm_name("sentiment-minilm", scale))
     register(replace(pre, name=_rm_name("seal-pre", scale),
                      description="SEAL's pre RM: the same model as sentiment-minilm, before training on the target set"))
