@@ -160,3 +160,21 @@ def test_model_identity_samples_large_weight_files(tmp_path, monkeypatch):
         (tmp_path / "model.safetensors").write_bytes(bytes(changed))
         os.utime(tmp_path / "model.safetensors", ns=(k + 1, k + 1))  # a new mtime: the memo must not answer
         assert zoo.model_identity(tmp_path) != first, offset
+
+
+def test_importing_the_package_registers_nothing_and_the_first_lookup_fills_the_zoo():
+    """No import side effects: the lab and the replicas join the zoo when it is first asked, not when imported;
+    a notebook's run key still follows them, since resolving a lab name runs their code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, rewardscope; from rewardscope import zoo; "
+            "print(any(m in sys.modules for m in zoo.PROVIDERS), zoo._ZOO.keys() >= {'sentiment-minilm'}); "
+            "zoo.entry('sentiment-minilm'); print(all(m in sys.modules for m in zoo.PROVIDERS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"]
+
+    from rewardscope.book import library_modules
+
+    names = {p.name for p in library_modules(["from rewardscope import load_reward_model"])}
+    assert {"zoo.py", "lab.py", "replicas.py"} <= names

@@ -5,8 +5,6 @@ import warnings
 # tqdm.auto warns in kernels without ipywidgets; the book's progress bars are plain text anyway
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from . import lab as _lab  # noqa: E402, F401 - registers the lab's models in the zoo
-from . import replicas as _replicas  # noqa: E402, F401 - registers replica:<hub id> in the zoo
 from .policy import Policy, load_policy  # noqa: E402
 from .rewards import RewardModel, load_reward_model  # noqa: E402
 

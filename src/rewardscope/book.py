@@ -38,6 +38,7 @@ import nbformat
 from . import progress as progress_bars
 from .artifacts import BUILD_LOG_ENV, atomic_write_text, build_log
 from .params import AUDIT, ParameterError, check_parameters, load_profile, profile_label
+from .zoo import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,8 @@ def library_modules(sources: list[str]) -> list[Path]:
             module = ".".join(parts[:depth])
             package = module if path.name == "__init__.py" else module.rpartition(".")[0]
             todo |= _imports(_parse(path.read_text(encoding="utf-8")), package)
+            if module == f"{PACKAGE.name}.zoo":  # the zoo imports its providers by name when first looked up
+                todo |= set(PROVIDERS)
     return sorted(seen)
 
 

@@ -324,8 +324,10 @@ def _register(scale: Scale) -> None:
                      description="SEAL's pre RM: the same model as sentiment-minilm, before training on the target set"))
 
 
-for _scale in SCALES.values():
-    _register(_scale)
+def zoo_entries() -> None:
+    """Add the lab's RMs and policies at every scale to the zoo (its first lookup calls this, once)."""
+    for scale in SCALES.values():
+        _register(scale)
 
 
 

@@ -758,5 +758,7 @@ def _register(replica: Replica) -> None:
                               f"tiny replica of {replica.hub_id}: {replica.description}", build, locate, params))
 
 
-for _replica in REPLICAS.values():
-    _register(_replica)
+def zoo_entries() -> None:
+    """Add ``replica:<hub id>`` for every replica to the zoo (its first lookup calls this, once)."""
+    for replica in REPLICAS.values():
+        _register(replica)

@@ -16,6 +16,7 @@ everything computed with the model.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -59,6 +60,20 @@ class ZooEntry:
 
 
 _ZOO: dict[str, ZooEntry] = {}
+PROVIDERS = ("rewardscope.lab", "rewardscope.replicas")
+"""Modules whose ``zoo_entries()`` add embedded names: the zoo calls them on its first lookup, the one place the
+registry is filled (importing a module registers nothing). A notebook's run key counts them as the zoo's imports."""
+_provided = False
+
+
+def _entries() -> dict[str, ZooEntry]:
+    """The registry, with every provider's entries added on first use."""
+    global _provided
+    if not _provided:
+        _provided = True  # first: a provider may look up a name it has just added
+        for module in PROVIDERS:
+            importlib.import_module(module).zoo_entries()
+    return _ZOO
 
 
 def register(entry: ZooEntry) -> ZooEntry:
@@ -70,7 +85,7 @@ def register(entry: ZooEntry) -> ZooEntry:
 
 
 def embedded_names() -> list[str]:
-    return sorted(_ZOO)
+    return sorted(_entries())
 
 
 def listed_names() -> str:
@@ -83,7 +98,7 @@ def listed_names() -> str:
 
 def entry(name: str) -> ZooEntry:
     try:
-        return _ZOO[name]
+        return _entries()[name]
     except KeyError:
         raise ModelSpecError(f"unknown embedded model {name!r}; embedded names: {listed_names()}") from None
 
@@ -343,7 +358,7 @@ def resolve(spec: str | os.PathLike) -> Path:
         spec = os.fspath(spec)
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"model spec must be a non-empty string or path, got {spec!r}")
-    if spec in _ZOO:
+    if spec in _entries():
         return _ZOO[spec].build()
     path = local_path(spec)
     if path.is_dir():
@@ -438,7 +453,7 @@ def zoo_table() -> list[dict[str, Any]]:
     """One record per embedded entry: name, kind, source, description, built, path, metrics."""
     rows = []
     for name in embedded_names():
-        e = _ZOO[name]
+        e = _entries()[name]
         path = e.locate()  # no build, no hashing: listing the zoo must stay instant
         rows.append({"name": name, "kind": e.kind, "source": e.source, "description": e.description,
                      "built": path is not None, "path": str(path) if path else None,
