@@ -132,3 +132,13 @@ def test_each_lab_entry_is_keyed_by_what_it_reads():
     assert rm_params(prose, base) == rms["sentiment-minilm"]
     encoder = replace(base, encoder_epochs=base.encoder_epochs + 1)
     assert rm_params(RM_RECIPES["seal-post"], encoder)["backbone"] != rms["seal-post"]["backbone"]
+
+
+def test_policy_rl_prompts_by_zoo_name():
+    for scale in lab.SCALES.values():
+        recipe = lab.POLICY_RECIPES["utility-smollm2"]
+        train, held_out = lab.policy_rl_prompts(lab.lab_name(recipe.name, scale.name))
+        assert (train, held_out) == lab.rl_prompts(recipe, scale) and len(train) == scale.rl_prompts
+        assert not set(train) & set(held_out)
+    assert lab.policy_rl_prompts("smollm2-135m-instruct") is None
+    assert lab.policy_rl_prompts("sentiment-minilm") is None

@@ -194,7 +194,7 @@ RM_RECIPES = {r.name: r for r in (
     RMRecipe("seal-post", "sentiment-minilm", "hh", 0.1,
              "SEAL's post RM: sentiment-minilm further trained on the helpful-and-harmless target set, whose labels "
              "are drawn from Bradley–Terry with a quarter flipped (human labels are noisy; SEAL's resistance needs it)",
-             label_noise=0.25),
+             label_noise=0.25, learning_rate=6e-5),  # at 3e-5 it reached 0.797 against the gold; 6e-5: 0.843
 )}
 
 
@@ -283,6 +283,16 @@ def rl_prompts(recipe: PolicyRecipe, scale: Scale) -> tuple[list[str], list[str]
 
     prompts = prompts_from(recipe.prompt_source, seed=1)
     return prompts[: scale.rl_prompts], prompts[scale.rl_prompts:]
+
+
+def policy_rl_prompts(name: str) -> tuple[list[str], list[str]] | None:
+    """(training prompts, held-out prompts) of the lab policy with zoo name ``name`` (any scale); None for a name
+    that is not a lab policy (a hub id, a directory, the base policy)."""
+    for scale in SCALES.values():
+        for recipe in POLICY_RECIPES.values():
+            if _rm_name(recipe.name, scale) == name:
+                return rl_prompts(recipe, scale)
+    return None
 
 
 def policy_params(recipe: PolicyRecipe, scale: Scale) -> dict:
