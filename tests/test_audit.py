@@ -243,11 +243,88 @@ def test_card_files_are_plain_json_and_a_myst_page(tmp_path):
     (lambda: audit.card_markdown({}), ValueError, "card must be build_card's output"),
     (lambda: audit.safe_name(""), ValueError, "spec must be a non-empty string"),
     (lambda: audit.probe_pairs("lab", "smoke", n_pairs=0), ValueError, "n_pairs must be an int >= 1"),
+    (lambda: audit.vocabulary_sweeps(RuleReward(_length), {}), ValueError, "prompts must map"),
+    (lambda: audit.write_card({}, "/nonexistent", sweeps=pd.DataFrame({"a": [1]})), ValueError, "sweeps must be a DataFrame"),
+    (lambda: audit.read_cards("cards"), TypeError, "folders must be a list of card folders"),
+    (lambda: audit.read_cards(["/nonexistent"]), ValueError, "no card.json in '/nonexistent'"),
+    (lambda: audit.read_sweeps("cards"), TypeError, "folders must be a list of card folders"),
+    (lambda: audit.compare_cards([]), ValueError, "cards must be a non-empty list"),
+    (lambda: audit.compare_cards([{"imprint": {}}]), ValueError, "every card must be build_card's output"),
+    (lambda: audit.compare_cards([_with_model(_card(0, 1), "a"), _with_model(_card(0, 1), "a")]), ValueError,
+     "two cards audit the same spec"),
+    (lambda: audit.comparison_markdown([_with_model(_card(0, 1), "a")], links=[]), ValueError, "one link per card"),
+    (lambda: audit.feature_table({"model": {}}), ValueError, "cards must be a list"),
+    (lambda: audit.token_table(pd.DataFrame({"rm": []})), ValueError, "sweeps must be a DataFrame with columns"),
+    (lambda: audit.mds_svg([]), ValueError, "card must be build_card's output"),
 ])
 def test_bad_input_fails_with_one_clear_line(call, error, match):
     with pytest.raises(error, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def _with_model(card, spec):
+    return {"model": {"spec": spec}, **card}
+
+
+def test_comparison_has_one_row_per_card_with_the_headline_intervals(tmp_path):
+    pairs = _pairs()
+    rm = RuleReward(_length, "longer")
+    sections = {"imprint": audit.imprint_section(rm, pairs, features=["length", "sentiment", "refusal"], n_bootstrap=50),
+                "transform": audit.transform_section(rm, pairs, n_bootstrap=20)}
+    audit.write_card(audit.build_card(audit.describe_model(rm, "my/rm"), sections), tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "card.json").write_text(json.dumps(_with_model(_card(0.22, 0.40), "other")))
+    cards = audit.read_cards([tmp_path / "a", tmp_path / "b"])
+    table = audit.compare_cards(cards)
+    assert list(table.index) == ["my/rm", "other"] and list(table.columns) == [h[0] for h in audit.HEADLINES]
+    length = next(f for f in cards[0]["imprint"]["features"] if f["feature"] == "length")
+    assert table.loc["my/rm", "length imprint"] == audit._ci(length) and length["low"] > 0
+    assert table.loc["other", "length imprint"] == "+0.31 [+0.22, +0.4]"
+    assert table.loc["other", "agreement with labels"] == "70% [60%, 80%]"
+    assert table.loc["my/rm", "refusal imprint"] == "n/a"  # never present in these texts: dropped, so no number
+    assert table.loc["other", "temperature T"] == "n/a"
+    assert table.loc["my/rm", "best-of-n gain on the gold"].startswith("+")
+    skipped = _with_model({"imprint": {"features": {"skipped": "no feature varies"}}}, "flat")
+    assert audit.compare_cards([skipped]).loc["flat", "length imprint"] == "skipped"
+    page = audit.comparison_markdown(cards, links=["a/card.md", "b/card.md"])
+    assert "| [my/rm](a/card.md) |" in page and "| [other](b/card.md) | 70% \\[60%, 80%\\] |" in page
+    assert "[card.json](card.json)" in (tmp_path / "a" / "card.md").read_text()
+
+
+def test_feature_and_token_tables_for_the_explorer(tmp_path):
+    length = {"feature": "length", "role": "spoiler", "per": "sd", "estimate": 0.3, "low": 0.2, "high": 0.4, "p_adj": 0.01}
+    cards = [_with_model({"imprint": {"features": [length]}}, "a"),
+             _with_model({"imprint": {"features": {"skipped": "why"}}}, "b")]
+    assert audit.feature_table(cards).to_dict("records") == [{
+        "rm": "a", "feature": "length", "role": "spoiler", "estimate": 0.3, "low": 0.2, "high": 0.4, "p (Bonferroni)": 0.01,
+        "unit": "sd"}]
+    sweeps = pd.DataFrame({"rm": ["x"] * 4 + ["y"] * 2, "prompt": ["best"] * 6, "token_id": [0, 1, 2, 3, 0, 1],
+                           "token": ["good", " good", "bad", "bad", "good", "meh"], "score": [3.0, 1, 2, 0.5, -1, 5.0]})
+    audit.write_card(_with_model({}, "x"), tmp_path / "x", sweeps=sweeps[sweeps["rm"] == "x"])
+    audit.write_card(_with_model({}, "y"), tmp_path / "y", sweeps=sweeps[sweeps["rm"] == "y"])
+    audit.write_card(_with_model({}, "rule"), tmp_path / "rule")  # a rule reward has no sweeps
+    read = audit.read_sweeps([tmp_path / "x", tmp_path / "y", tmp_path / "rule"])
+    assert len(read) == 6 and audit.read_sweeps([tmp_path / "rule"]) is None
+    table = audit.token_table(read).set_index("token")
+    assert list(table.columns) == ["x · best: score", "x · best: rank", "y · best: score", "y · best: rank"]
+    assert table.loc["good", "x · best: rank"] == 1 and table.loc["good", "y · best: rank"] == 2
+    assert table.loc["' good'", "x · best: score"] == 1  # a leading space is shown quoted
+    assert table.loc["bad", "x · best: score"] == 2 and table.loc["bad", "x · best: rank"] == 2  # best-ranked id kept
+    assert pd.isna(table.loc["meh", "x · best: rank"]) and table.loc["meh", "y · best: rank"] == 1
+
+
+def test_the_mds_map_has_a_tooltip_per_reward_model():
+    import re
+
+    near = {"prompt": "best", "tau": [{"rm": "b", "estimate": 0.5, "low": 0.4, "high": 0.6},
+                                      {"rm": "c", "estimate": -0.1, "low": -0.2, "high": 0.1}],
+            "mds": [{"rm": "a", "x": 0.0, "y": 0.0}, {"rm": "b", "x": 0.5, "y": 0.1}, {"rm": "c", "x": -0.4, "y": 0.3}]}
+    svg = audit.mds_svg(_with_model({"vocabulary": {"neighbours": near}}, "a"))
+    assert svg.startswith("<svg") and 'role="img"' in svg and "MDS dimension 1" in svg  # a labelled axis
+    assert re.findall(r"<title>(.*?)</title>", svg) == ["a: the audited reward model", "b: τ with a = +0.5 [+0.4, +0.6]",
+                                                        "c: τ with a = -0.1 [-0.2, +0.1]"]
+    assert audit.mds_svg(_with_model({"vocabulary": {"neighbours": {"skipped": "alone"}}}, "a")) is None
 
 
 def test_safe_names():
@@ -276,16 +353,41 @@ def test_an_rm_without_one_scalar_is_named_before_compute(tmp_path):
 
 
 def test_the_audit_is_not_a_chapter_and_its_profile_sections_are_valid():
-    from rewardscope.book import AUDIT, audit_notebook, notebook_names
+    from rewardscope.book import AUDIT, audit_notebook, audit_settings, notebook_names
     from rewardscope.params import check_parameters, load_profile
 
     names = notebook_names(ROOT)
     assert AUDIT not in names and audit_notebook(ROOT).is_file()
-    for profile in ("smoke", "default"):
-        values = load_profile(profile, ROOT / "notebooks" / "params", [*names, AUDIT])[AUDIT]
-        assert values, f"{profile}.yml has no audit section"
-        check_parameters(audit_notebook(ROOT), values)
+    values, book_rms = {}, {}
+    for profile in ("smoke", "default", "replica"):
+        values[profile], book_rms[profile] = audit_settings(ROOT, profile)
+        assert values[profile], f"{profile}.yml has no audit section"
+        check_parameters(audit_notebook(ROOT), values[profile])
+    assert book_rms["smoke"] == ["tiny-llama-rm"]  # make test's smoke book builds one tiny card
+    assert set(book_rms["default"]) == set(values["default"]["compare_rms"])  # make book: a card per lab RM of chapter 3
     assert "00_model_zoo" in load_profile("smoke", ROOT / "notebooks" / "params", names)  # the book ignores it
+
+
+def test_the_book_lists_the_cards_under_the_audits_page(tmp_path):
+    import yaml
+
+    from rewardscope.book import AUDITS_PAGE, _stage_toc_cards, audit_settings
+    from rewardscope.params import ParameterError
+
+    from .conftest import write_mini_book
+
+    (tmp_path / "_toc.yml").write_text((ROOT / "_toc.yml").read_text())
+    _stage_toc_cards(tmp_path, ["audits/a/card", "audits/b/card"])
+    parts = yaml.safe_load((tmp_path / "_toc.yml").read_text())["parts"]
+    audits = next(p for p in parts if p["caption"] == "Audits")
+    assert audits["chapters"] == [{"file": AUDITS_PAGE, "sections": [{"file": "audits/a/card"}, {"file": "audits/b/card"}]},
+                                  {"file": "audits/explorer"}]
+    _stage_toc_cards(tmp_path, None)  # a profile that audits no RM: no Audits part
+    assert [p["caption"] for p in yaml.safe_load((tmp_path / "_toc.yml").read_text())["parts"]] == \
+        [p["caption"] for p in parts if p["caption"] != "Audits"]
+    book = write_mini_book(tmp_path / "mini", ["a"], profiles={"audit": {"book_rms": "tiny-llama-rm"}})
+    with pytest.raises(ParameterError, match="book_rms must be a list of reward-model specs, got 'tiny-llama-rm'"):
+        audit_settings(book, "smoke")
 
 
 def _cli(*args):
@@ -321,6 +423,20 @@ def test_audit_smoke_writes_the_notebook_and_the_card(tmp_path):
     page = (folder / "card.md").read_text()
     assert page.startswith("# Reward-model card: tiny-llama-rm") and card["verdict"][0][:30] in page.replace("\\", "")
     assert (folder / "audit.ipynb").is_file() and "tiny-llama-rm: ok" in proc.stdout
+    comparison = (tmp_path / "comparison.md").read_text()
+    assert "| [tiny-llama-rm](tiny-llama-rm/card.md) |" in comparison and "comparison of the cards" in proc.stdout
+
+
+def test_audit_runs_on_a_replica_of_a_paper_rm(tmp_path):
+    """`rewardscope audit` on the replica profile with one of the paper's RMs (a tiny Llama-3.1 replica built in code)."""
+    spec = "replica:Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"
+    proc = _cli("audit", spec, "--profile", "replica", "-p", "compare_rms", "[]", "-o", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    card = json.loads((tmp_path / audit.safe_name(spec) / "card.json").read_text())
+    inputs = card["inputs"]
+    assert card["model"]["spec"] == spec and inputs["model_type"] == "llama" and inputs["bos_count"] == 1
+    assert inputs["batch_invariance"]["equal"] and not inputs["pad_in_template"]
+    assert set(audit.SECTIONS) <= set(card) and card["vocabulary"]["tokens_swept"] > 200
 
 
 def test_neighbours_place_the_rm_among_others():

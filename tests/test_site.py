@@ -163,3 +163,65 @@ def test_the_browser_check_finds_planted_faults(tmp_path):
                   "console error: planted", "script error: undefined_function is not defined"):
         assert fault in text, f"not reported: {fault}\n{text}"
     assert not [p for p in problems if p.startswith("ok:")], text
+
+
+def _audit_pages() -> list[str]:
+    """The Audits part of the staged smoke build: its page, the cards under it (added by the build), the explorer."""
+    from rewardscope.book import AUDITS_PAGE, build_dir
+
+    toc = yaml.safe_load((build_dir(ROOT, "smoke") / "src" / "_toc.yml").read_text())
+    chapters = next(p["chapters"] for p in toc["parts"] if any(c["file"] == AUDITS_PAGE for c in p["chapters"]))
+    return [page for c in chapters for page in (c["file"], *(s["file"] for s in c.get("sections", [])))]
+
+
+@pytest.mark.slow
+def test_the_explorer_filters_tokens_offline(served_site):
+    """The cards and the explorer load cleanly; typing a swept token into the token table's search box keeps only
+    the rows that contain it; every request stays on the site (itables' offline mode: DataTables is in the page)."""
+    import pandas as pd
+
+    from rewardscope.book import build_dir
+
+    pages = _audit_pages()
+    cards = [p for p in pages if p.endswith("/card")]
+    assert cards and "audits/explorer" in pages, pages
+    problems = site_problems(served_site, pages, expect_math=False)
+    assert not problems, "\n".join(problems[:40])
+    sweeps = pd.read_parquet(build_dir(ROOT, "smoke") / "src" / cards[0].removesuffix("/card") / "sweeps.parquet")
+    token = next(t for t in sorted(sweeps["token"]) if t.isalpha() and len(t) >= 4)
+    sync_playwright, executable = _need_browser()
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda m: m.type == "error" and errors.append(f"console error: {m.text}"))
+        page.on("pageerror", lambda e: errors.append(f"script error: {e}"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(urljoin(served_site, "audits/explorer.html"), wait_until="load")
+        page.wait_for_function("document.querySelectorAll('.dt-container').length >= 3", timeout=30_000)
+        tooltips = page.locator("figure svg[role=img] title").all_text_contents()  # the MDS map's points
+        table = page.locator(".dt-container").first
+        total = table.locator(".dt-info").inner_text()
+        table.locator(".dt-search input").fill(token)
+        page.wait_for_function("t => document.querySelector('.dt-container .dt-info').innerText !== t", arg=total,
+                               timeout=10_000)
+        shown = [t.strip() for t in table.locator("tbody tr td:first-child").all_inner_texts()]
+        info = table.locator(".dt-info").inner_text()
+        table.locator(".dt-search input").fill("zzqx-no-such-token")
+        page.wait_for_function("() => document.querySelector('.dt-container .dataTables_empty, .dt-container .dt-empty')"
+                               " !== null", timeout=10_000)
+        table.locator(".dt-search input").fill("")
+        order = table.locator(".dt-scroll-head th").nth(1).locator(".dt-column-order")  # the first score column
+        order.click()
+        order.click()  # descending
+        page.wait_for_function("() => document.querySelector('.dt-container th[aria-sort=descending]') !== null",
+                               timeout=10_000)
+        scores = [float(t) for t in table.locator(".dt-scroll-body tbody tr td:nth-child(2)").all_inner_texts()]
+        browser.close()
+    assert not errors, "\n".join(errors)
+    assert len(tooltips) >= 3 and any("τ with" in t for t in tooltips), tooltips
+    assert shown and all(token.lower() in t.lower() for t in shown), (token, shown)
+    assert "filtered from" in info, info
+    assert len(scores) > 1 and scores == sorted(scores, reverse=True), scores  # sorted as numbers
+    offsite = [u for u in requests if not u.startswith((served_site, "data:", "blob:"))]
+    assert not offsite, f"the explorer fetched from outside the site: {offsite[:5]}"

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 SECTIONS = ("inputs", "vocabulary", "imprint", "robustness", "transform")
+CARD_JSON, SWEEPS_FILE = "card.json", "sweeps.parquet"
 CARD_VERSION = 1
 MAX_VERDICT = 5
 FEATURE_UNITS = {"length": "standard deviation of log(1 + words)", "eloquence": "standard deviation of mean word "
@@ -320,6 +321,33 @@ def vocabulary_token_ids(rm: Any, vocab_tokens: int = 0, seed: int = 0) -> tuple
     return np.union1d(hits, random).astype(np.int64), random.astype(np.int64)
 
 
+def vocabulary_sweeps(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 0, seed: int = 0,
+                      method: str = "prefix", others: Mapping[str, Any] | None = None
+                      ) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+    """(token sweeps of ``prompts`` by the RM, then by each of ``others`` that has a vocabulary: columns rm (the
+    RM's name, or its key in ``others``), prompt, token_id, token, score; the random ids among the RM's ids), or
+    (None, None) for a rule reward. Sweeps are cached. Over the whole vocabulary (``vocab_tokens`` = 0) the models
+    are swept together as chapter 3 sweeps them (:func:`rewardscope.sweep.vocabulary_sweeps`): models that share
+    their bottom layers (the lab's decoder RMs) compute them once, and the chapter's cache entries are reused."""
+    from .sweep import vocabulary_sweeps as sweep_together
+
+    _check_rm(rm)
+    if not isinstance(prompts, Mapping) or not prompts:
+        raise ValueError(f"prompts must map at least one name to a prompt, got {prompts!r}")
+    if not _is_hf(rm):
+        return None, None
+    models = {rm.name: rm, **{k: m for k, m in (others or {}).items() if _is_hf(m) and k != rm.name}}
+    if vocab_tokens == 0:
+        swept, random = sweep_together(models, dict(prompts), method=method), None
+    else:  # each model's own identity terms, AFINN words and random ids
+        swept, random = {}, vocabulary_token_ids(rm, vocab_tokens, seed)[1]
+        for name, model in models.items():
+            ids, _ = vocabulary_token_ids(model, vocab_tokens, seed)
+            swept.update(sweep_together({name: model}, dict(prompts), token_ids=ids, method=method))
+    frames = [frame.assign(rm=name, prompt=prompt) for (name, prompt), frame in swept.items()]
+    return pd.concat(frames, ignore_index=True)[["rm", "prompt", "token_id", "token", "score"]], random
+
+
 def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 0, n_top: int = 10,
                        n_bootstrap: int = 1000, seed: int = 0, method: str = "prefix",
                        others: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -340,23 +368,15 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
         identity_ranks,
         lexicon_join,
         score_moments,
-        vocabulary_sweep,
     )
 
-    _check_rm(rm)
-    if not isinstance(prompts, Mapping) or not prompts:
-        raise ValueError(f"prompts must map at least one name to a prompt, got {prompts!r}")
     _check_count("n_top", n_top)
-    if not _is_hf(rm):
+    swept, random = vocabulary_sweeps(rm, prompts, vocab_tokens, seed, method, others)
+    if swept is None:
         return {"skipped": f"{rm.name} is a rule reward ({rm.kind}); it has no token vocabulary to sweep"}
-    ids, random = vocabulary_token_ids(rm, vocab_tokens, seed)
-    frames = []
-    for name, text in prompts.items():
-        frame = vocabulary_sweep(rm, text, token_ids=ids, method=method)
-        frames.append(frame.assign(rm=rm.name, prompt=name)[["rm", "prompt", "token_id", "token", "score"]])
-    sweeps = pd.concat(frames, ignore_index=True)
-    out: dict[str, Any] = {"prompts": dict(prompts), "tokens_swept": int(len(frames[0])),
-                           "sample": "whole vocabulary" if ids is None else
+    sweeps = swept[swept["rm"] == rm.name]
+    out: dict[str, Any] = {"prompts": dict(prompts), "tokens_swept": int((sweeps["prompt"] == next(iter(prompts))).sum()),
+                           "sample": "whole vocabulary" if random is None else
                            f"{len(random)} random ids plus the vocabulary's identity terms and AFINN words"}
     per_prompt = []
     for name, one in sweeps.groupby("prompt", sort=False):
@@ -412,7 +432,7 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
     out["identity_ranks"] = {"prompt": first, "what": "median percentile (0 = pessimal, 100 = optimal)",
                              "groups": groups} if groups else {"skipped": "no identity term is a single token here"}
     if others:
-        out["neighbours"] = vocabulary_neighbours(sweeps[sweeps["prompt"] == first], others, first, prompts[first],
+        out["neighbours"] = vocabulary_neighbours(swept[swept["prompt"] == first], others, first, prompts[first],
                                                   vocab_tokens=vocab_tokens, n_bootstrap=n_bootstrap, seed=seed,
                                                   method=method)
     return out
@@ -421,31 +441,32 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
 def vocabulary_neighbours(sweep: pd.DataFrame, others: Mapping[str, Any], prompt_name: str, prompt: str,
                           vocab_tokens: int = 0, n_bootstrap: int = 200, seed: int = 0,
                           method: str = "prefix") -> dict[str, Any]:
-    """Where one RM's sweep of ``prompt`` (a frame with columns rm, prompt, token_id, token, score) sits among
-    ``others``: each other RM's sweep of the same prompt (cached: the chapter's sweeps are reused), Kendall τ with
+    """Where one RM's sweep of ``prompt`` (a frame with columns rm, prompt, token_id, token, score; the RM's rows
+    first, and any of ``others`` already swept) sits among ``others``: each other RM's sweep of the same prompt
+    (taken from ``sweep`` where it is there, else swept; cached), Kendall τ with
     the audited RM over the shared vocabulary (chapter 3's: decoded strings present in every sweep, duplicates
     dropped) with an interval over tokens (at most 200 resamples, each a full τ), and the MDS map of 1 − τ."""
-    from .sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval, vocabulary_sweep
+    from .sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval
 
     check_sweeps(sweep)
     if not isinstance(others, Mapping) or not others:
         raise ValueError(f"others must map at least one name to a reward model, got {others!r}")
     name = str(sweep["rm"].iloc[0])
-    frames, skipped = [sweep], {}
+    frames, skipped, have = [sweep], {}, set(sweep["rm"])
     for other, model in others.items():
         _check_rm(model)
-        if other == name:
+        if other in have:
             continue
         if not _is_hf(model):
             skipped[other] = f"a rule reward ({model.kind}) has no token vocabulary"
             continue
-        ids, _ = vocabulary_token_ids(model, vocab_tokens, seed)
-        frame = vocabulary_sweep(model, prompt, token_ids=ids, method=method)
-        frames.append(frame.assign(rm=other, prompt=prompt_name)[["rm", "prompt", "token_id", "token", "score"]])
-    if len(frames) < 2:
+        frame, _ = vocabulary_sweeps(model, {prompt_name: prompt}, vocab_tokens, seed, method)
+        frames.append(frame.assign(rm=other))
+    combined = pd.concat(frames, ignore_index=True)
+    if combined["rm"].nunique() < 2:
         return {"skipped": "no other reward model with a vocabulary to compare with", **({"not_compared": skipped}
                                                                                           if skipped else {})}
-    wide = shared_vocabulary(pd.concat(frames, ignore_index=True), prompt_name)
+    wide = shared_vocabulary(combined, prompt_name)
     if len(wide) < 3:
         return {"skipped": f"only {len(wide)} decoded tokens are shared by every reward model; need 3"}
     rows = []
@@ -1001,7 +1022,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     header += [(k, model[k]) for k in ("description", "parameters", "dtype", "device") if model.get(k) is not None]
     if card.get("seconds") is not None:
         header.append(("audit time", f"{card['seconds']:.0f} s"))
-    lines += [_table(["", ""], header), "", "## Verdict", ""]
+    lines += [_table(["", ""], header), "", "Every number of this page, and more, is in [card.json](card.json).", "",
+              "## Verdict", ""]
     verdict_lines = card.get("verdict") or []
     lines += [f"- {_md(s)}" for s in verdict_lines] or ["- No lens had an interval to decide on."]
     lines += ["", "Each sentence states an effect only when its 95% interval excludes the null (0; ½ for agreement; "
@@ -1021,20 +1043,186 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_card(card: Mapping[str, Any], directory: str | Path) -> dict[str, Path]:
-    """Write ``card.json`` and ``card.md`` into ``directory`` (made if needed), each atomically."""
-    from .artifacts import atomic_write_text
+def write_card(card: Mapping[str, Any], directory: str | Path, sweeps: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write ``card.json`` and ``card.md`` into ``directory`` (made if needed), each atomically, and with ``sweeps``
+    (:func:`vocabulary_sweeps`) ``sweeps.parquet``, which the book's explorer reads."""
+    from .artifacts import atomic_write_bytes, atomic_write_text
+    from .sweep import check_sweeps
 
     if not isinstance(card, Mapping):
         raise TypeError(f"card must be a mapping, got {type(card).__name__}")
+    if sweeps is not None:
+        check_sweeps(sweeps)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(plain(card), indent=2, allow_nan=False, ensure_ascii=False)
     page = card_markdown(card)
-    paths = {"json": directory / "card.json", "markdown": directory / "card.md"}
+    paths = {"json": directory / CARD_JSON, "markdown": directory / "card.md"}
+    if sweeps is not None:
+        paths["sweeps"] = directory / SWEEPS_FILE
+        atomic_write_bytes(paths["sweeps"], sweeps.to_parquet(index=False))
     atomic_write_text(paths["json"], text + "\n")
     atomic_write_text(paths["markdown"], page)
     return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# Several cards: the comparison table and the explorer's tables
+
+
+def read_cards(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The cards in ``folders`` (each written by :func:`write_card`), in order."""
+    if isinstance(folders, str | Path) or not isinstance(folders, Sequence):
+        raise TypeError(f"folders must be a list of card folders, got {type(folders).__name__}")
+    cards = []
+    for folder in folders:
+        path = Path(folder) / CARD_JSON
+        if not path.is_file():
+            raise ValueError(f"no {CARD_JSON} in {str(folder)!r}: not a card folder (rewardscope audit writes one)")
+        card = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(card, dict) or "model" not in card:
+            raise ValueError(f"{path} is not a reward-model card (no 'model' entry)")
+        cards.append(card)
+    return cards
+
+
+def read_sweeps(folders: Sequence[str | Path]) -> pd.DataFrame | None:
+    """The token sweeps saved beside the cards in ``folders`` (:func:`write_card`), concatenated; None if none has."""
+    if isinstance(folders, str | Path) or not isinstance(folders, Sequence):
+        raise TypeError(f"folders must be a list of card folders, got {type(folders).__name__}")
+    frames = [pd.read_parquet(p) for p in (Path(f) / SWEEPS_FILE for f in folders) if p.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _headline_item(card: Mapping[str, Any], path: Sequence[str]) -> Any:
+    if path[:2] == ("imprint", "features"):
+        return _feature(card, path[2]) or _at(card, *path[:2])  # the feature, or why the features were skipped
+    return _at(card, *path)
+
+
+HEADLINES = (  # (column, where in the card, how _ci shows it)
+    ("agreement with labels", ("imprint", "agreement"), {"percent": True}),
+    ("agreement with gold", ("imprint", "agreement_gold"), {"percent": True}),
+    ("length imprint", ("imprint", "features", "length"), {}),
+    ("sentiment imprint", ("imprint", "features", "sentiment"), {}),
+    ("refusal imprint", ("imprint", "features", "refusal"), {}),
+    ("paraphrase: mean score change", ("robustness", "paraphrase", "mean_change"), {}),
+    ("flip: score per VADER unit", ("robustness", "flip", "sentiment_sensitivity"), {}),
+    ("frequency bias (SD per log frequency)", ("vocabulary", "frequency_bias"), {}),
+    ("temperature T", ("transform", "temperature"), {"signed": False}),
+    ("compression above r_ref", ("transform", "reference", "compression"), {"signed": False}),
+    ("best-of-n gain on the gold", ("transform", "best_of_n", "gain"), {}),
+)
+"""The comparison table's columns: the card's headline numbers, each an estimate with its 95 % interval."""
+
+
+def compare_cards(cards: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per card (index: the RM's spec), one column per headline (:data:`HEADLINES`): "estimate [low, high]",
+    "skipped" where the card skipped that lens, "n/a" where the card has no such number."""
+    if isinstance(cards, Mapping) or not isinstance(cards, Sequence) or not cards:
+        raise ValueError("cards must be a non-empty list of cards (build_card's or read_cards' output)")
+    rows = {}
+    for card in cards:
+        if not isinstance(card, Mapping) or "model" not in card:
+            raise ValueError("every card must be build_card's output (a mapping with a 'model' entry)")
+        row = {}
+        for column, path, style in HEADLINES:
+            item = _headline_item(card, path)
+            row[column] = (_ci(item, **style) if isinstance(item, Mapping) and "estimate" in item else
+                           "skipped" if isinstance(item, Mapping) and "skipped" in item else "n/a")
+        rows[card["model"]["spec"]] = row
+    if len(rows) < len(cards):
+        raise ValueError("two cards audit the same spec; compare each reward model once")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("reward model")
+
+
+def comparison_markdown(cards: Sequence[Mapping[str, Any]], links: Sequence[str] | None = None) -> str:
+    """:func:`compare_cards` as a MyST table whose first column links each RM to its card page (``links``, in the
+    order of ``cards``), with a line saying what the cells are."""
+    table = compare_cards(cards)
+    if links is not None and len(links) != len(cards):
+        raise ValueError(f"links must give one link per card: {len(links)} links for {len(cards)} cards")
+    names = [_md(s) if links is None else f"[{_md(s)}]({link})" for s, link in zip(table.index, links or table.index)]
+    lines = ["| reward model | " + " | ".join(_md(c) for c in table.columns) + " |", "|" + "---|" * (table.shape[1] + 1)]
+    lines += ["| " + " | ".join([name, *(_md(v) for v in row)]) + " |" for name, row in zip(names, table.to_numpy())]
+    return ("Each cell is the card's estimate with its 95% interval over the unit that varies (the card names it); "
+            "*skipped*: the lens did not apply to this model or probe set; *n/a*: the card has no such number.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def feature_table(cards: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every card's feature imprints in one long table: rm, feature, role, estimate, low, high, p (Bonferroni), unit."""
+    if isinstance(cards, Mapping) or not isinstance(cards, Sequence):
+        raise ValueError("cards must be a list of cards (build_card's or read_cards' output)")
+    rows = [{"rm": card["model"]["spec"], "feature": f["feature"], "role": f["role"], "estimate": f["estimate"],
+             "low": f["low"], "high": f["high"], "p (Bonferroni)": f.get("p_adj"), "unit": f["per"]}
+            for card in cards for f in (_at(card, "imprint", "features") if isinstance(
+                _at(card, "imprint", "features"), list) else [])]
+    return pd.DataFrame(rows, columns=["rm", "feature", "role", "estimate", "low", "high", "p (Bonferroni)", "unit"])
+
+
+def token_table(sweeps: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Token sweeps (several RMs and prompts: columns rm, prompt, token_id, token, score) side by side: one row per
+    decoded token (shown as :func:`_show` prints it), and for each (RM, prompt) the token's score (``digits``
+    decimals) and rank (1 = optimal; ties share the best rank). A string that several ids of one RM decode to keeps
+    its best-ranked id; a token that an RM's vocabulary lacks is empty there."""
+    from .sweep import check_sweeps
+
+    sweeps = check_sweeps(sweeps)
+    _check_count("digits", digits, 0)
+    ranked = sweeps.assign(rank=sweeps.groupby(["rm", "prompt"], sort=False)["score"].rank(ascending=False,
+                                                                                           method="min"))
+    ranked = ranked.sort_values("rank", kind="stable").drop_duplicates(["rm", "prompt", "token"])
+    ranked["column"] = ranked["rm"] + " · " + ranked["prompt"]
+    order = list(dict.fromkeys(ranked.sort_index()["column"]))
+    wide = ranked.pivot(index="token", columns="column", values=["score", "rank"])
+    out = pd.DataFrame(index=wide.index)
+    for column in order:
+        out[f"{column}: score"] = wide[("score", column)].round(digits)
+        out[f"{column}: rank"] = wide[("rank", column)].astype("Int64")
+    out.index = [_show(t) for t in out.index]
+    return out.rename_axis("token").reset_index()
+
+
+def mds_svg(card: Mapping[str, Any]) -> str | None:
+    """The card's place among other reward models (chapter 3's MDS map of 1 − Kendall τ on its first prompt) as
+    inline SVG: a matplotlib scatter whose points show, on hover, the RM and its τ with the audited RM; None when
+    the card has no map (it was compared with fewer than two other RMs)."""
+    import io
+    from xml.etree import ElementTree
+
+    import matplotlib.pyplot as plt
+
+    if not isinstance(card, Mapping) or "model" not in card:
+        raise ValueError("card must be build_card's output (a mapping with a 'model' entry)")
+    near = _at(card, "vocabulary", "neighbours")
+    if not isinstance(near, Mapping) or not near.get("mds"):
+        return None
+    tau = {r["rm"]: r for r in near["tau"]}
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for i, point in enumerate(near["mds"]):
+        ours = point["rm"] not in tau
+        ax.scatter([point["x"]], [point["y"]], s=90 if ours else 50, marker="*" if ours else "o", gid=f"mds-{i}")
+        ax.annotate(point["rm"], (point["x"], point["y"]), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    ax.set(xlabel="MDS dimension 1 (1 − Kendall τ)", ylabel="MDS dimension 2",
+           title=f"Token rankings on the {near['prompt']!r} prompt")
+    ax.margins(0.25)
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none"}):  # text as text: readable, searchable, smaller
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    namespace = "http://www.w3.org/2000/svg"
+    ElementTree.register_namespace("", namespace)
+    root = ElementTree.fromstring(buffer.getvalue())
+    for i, point in enumerate(near["mds"]):
+        group = root.find(f".//*[@id='mds-{i}']")
+        title = ElementTree.Element(f"{{{namespace}}}title")
+        title.text = (f"{point['rm']}: the audited reward model" if point["rm"] not in tau else
+                      f"{point['rm']}: τ with {card['model']['spec']} = {_ci(tau[point['rm']])}")
+        group.insert(0, title)
+    root.set("role", "img")
+    root.set("aria-label", f"MDS map of {len(near['mds'])} reward models' token rankings")
+    return ElementTree.tostring(root, encoding="unicode")
 
 
 # --------------------------------------------------------------------------------------------------

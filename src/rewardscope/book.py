@@ -6,9 +6,11 @@
 2. executes each notebook in its own process into ``_build/<profile>/src/notebooks/`` unless its
    output is already there with the same key (notebook code, parameters, library source and
    requirements), so an interrupted build resumes; a failing notebook does not stop the others;
-3. writes the execution report page (status, time, peak memory, parameters, versions);
-4. builds the site with execution off and warnings as errors (``-W -n --keep-going``);
-5. returns the records; the CLI exits non-zero naming every failed notebook.
+3. audits the reward models the profile names (``book_rms`` in its ``audit:`` section) with the audit notebook,
+   cached like the chapters, and stages the Audits part: the cards, their comparison table and the explorer;
+4. writes the execution report page (status, time, peak memory, parameters, versions);
+5. builds the site with execution off and warnings as errors (``-W -n --keep-going``);
+6. returns the records; the CLI exits non-zero naming every failed notebook.
 """
 
 from __future__ import annotations
@@ -567,6 +569,17 @@ def _expectation(root: Path, profile: str, name: str) -> str:
     return f"; the last run took {seconds / 60:.1f} min" if seconds else ""
 
 
+def _keep_output(notebook: Path, output: Path, record: RunRecord, key: str, label: str) -> None:
+    """After a book run: stamp the output with its run key (only a success is reused), mark a failure on its page, or
+    stage the unexecuted notebook where the run left no output."""
+    if output.is_file():
+        if record.status != "ok":
+            _mark_failed(output)
+        _stamp(output, record, key if record.status == "ok" else "", label)
+    else:
+        _unexecuted_copy(notebook, output)
+
+
 def build_book(profile: str | Path = "default", only: list[str] | None = None, root: Path | None = None,
                force: bool = False, progress: bool = True, jobs: int = 1) -> tuple[list[RunRecord], int, str]:
     """Execute the notebooks with a profile and build the site.
@@ -590,6 +603,8 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
     label = profile_label(profile)
     stage = build_dir(root, profile) / "src"
     (stage / "notebooks").mkdir(parents=True, exist_ok=True)
+    audit_base, book_rms = audit_settings(root, profile)
+    audits = audit_jobs(book_rms, audit_base, stage / AUDITS, root) if book_rms else []
     records: dict[str, RunRecord] = {}
     todo = []
     for name in names:
@@ -628,12 +643,7 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
         record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks",
                                   timeout=cell_timeout(root, profile, name), progress=progress and jobs == 1,
                                   threads=threads, build_log=log)
-        if output.is_file():
-            if record.status != "ok":
-                _mark_failed(output)
-            _stamp(output, record, key if record.status == "ok" else "", label)
-        else:
-            _unexecuted_copy(notebook, output)
+        _keep_output(notebook, output, record, key, label)
         logger.info("%s: %s in %.1f s", name, record.status, record.duration)
         return record
 
@@ -641,7 +651,12 @@ def build_book(profile: str | Path = "default", only: list[str] | None = None, r
         for record in pool.map(execute, todo):
             records[record.notebook] = record
     ordered = [records[name] for name in names]
+    ordered += _book_audits(root, label, audits, run=not only, force=force, progress=progress)  # chapter caches are warm
     _stage_static(root, stage)
+    if audits:
+        ordered.append(_stage_audits(root, stage, audits, label, force, progress))
+    else:
+        _stage_toc_cards(stage, None)
     atomic_write_text(stage / "book" / "execution_report.md", execution_report(ordered, label, root, build_log(log)))
     path_output = root if label == "default" and str(profile) == "default" else build_dir(root, profile)
     start = time.time()
@@ -675,7 +690,8 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     root = project_root(root)
     path = resolve_notebook(root, notebook, allow_path=True)
     label = profile_label(profile)
-    values = load_profile(profile, root / "notebooks" / "params", [*notebook_names(root), AUDIT]).get(path.stem, {})
+    values = (audit_settings(root, profile)[0] if path.stem == AUDIT else
+              load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {}))
     values.update(parameters)
     check_parameters(path, values, environment=True)
     output = writable_output(output if output else root / "_build" / "runs" / f"{path.stem}.ipynb")
@@ -702,27 +718,30 @@ class AuditRecord(RunRecord):
     directory: str = ""
 
 
-def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profile: str | Path = "default",
-              output: Path | None = None, root: Path | None = None, progress: bool = True) -> list[AuditRecord]:
-    """Audit each reward model in ``specs`` with the audit notebook, through the same runner as ``run_one``.
+BOOK_RMS = "book_rms"  # the `audit:` section's list of RMs whose cards the book shows; not a notebook parameter
+AUDITS = "audits"  # the book's Audits part: <stage>/audits/<safe name>/ per card, and the explorer
+AUDITS_PAGE = "book/audits"  # the part's first page (prose that includes the generated comparison table)
+EXPLORER = "explorer"  # notebooks/audit/explorer.ipynb, staged as audits/explorer
 
-    Parameters are the profile's ``audit`` section overridden by ``parameters``, then ``rm`` (the spec) and
-    ``card_dir``. Every spec's parameters are checked (names, types, values, that the spec loads here and returns
-    one scalar) before the first kernel starts. Each RM gets ``<output>/<safe name>/`` (default
-    ``_build/audits/``) holding ``audit.ipynb`` (the executed notebook), ``card.json`` and ``card.md``.
-    """
+
+def audit_settings(root: Path, profile: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """A profile's ``audit:`` section: (the audit notebook's parameters, the RMs the book audits: ``book_rms``)."""
+    values = load_profile(profile, root / "notebooks" / "params", [*notebook_names(root), AUDIT])[AUDIT]
+    specs = values.pop(BOOK_RMS, [])
+    if not isinstance(specs, list) or not all(isinstance(s, str) and s.strip() for s in specs):
+        raise ParameterError(f"{AUDIT}: {BOOK_RMS} must be a list of reward-model specs, got {specs!r}")
+    return values, specs
+
+
+def audit_jobs(specs: list[str], base: dict[str, Any], out: Path, root: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    """(spec, card folder under ``out``, notebook parameters) for each spec, every one checked before any compute:
+    names, types, values, that the spec loads here and returns one scalar, that its folder can be written."""
     from .audit import safe_name, scalar_reward_problem
 
-    root = project_root(root)
     notebook = audit_notebook(root)
     if not isinstance(specs, list) or not specs:
         raise ParameterError("audit needs at least one reward-model spec")
-    for key in ("rm", "card_dir"):
-        if key in (parameters or {}):
-            raise ParameterError(f"parameter {key!r} is set by `rewardscope audit` (the spec, and the output folder "
-                                 "with -o); do not pass it with -p")
-    base = load_profile(profile, root / "notebooks" / "params", [*notebook_names(root), AUDIT])[AUDIT]
-    base.update(parameters or {})
+    base = dict(base)
     base.pop("rm", None)
     options = base.pop("reward_options", None) or {}
     if not isinstance(options, dict):
@@ -732,7 +751,6 @@ def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profil
     if stray:
         raise ParameterError(f"{AUDIT}: parameter 'reward_options' names {', '.join(map(repr, stray))}, which is not "
                              f"among the audited specs ({', '.join(specs)}) or compare_rms")
-    out = Path(output).expanduser() if output else root / "_build" / "audits"
     names = [safe_name(s) for s in specs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
@@ -751,14 +769,119 @@ def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profil
         jobs.append((spec, directory, values))
     for _, directory, _ in jobs:
         writable_output(directory / f"{AUDIT}.ipynb")
+    return jobs
+
+
+def _run_audit(root: Path, spec: str, directory: Path, values: dict[str, Any], label: str, progress: bool,
+               key: str = "") -> AuditRecord:
+    output = directory / f"{AUDIT}.ipynb"
+    logger.info("audit %s: running (%s profile)", spec, label)
+    record = execute_notebook(audit_notebook(root), output, values, cwd=root / "notebooks", progress=progress,
+                              timeout=cell_timeout(root, label, AUDIT))
+    if output.is_file() and output.stat().st_size:
+        _stamp(output, record, key if record.status == "ok" else "", label)
+    return AuditRecord(**asdict(record), spec=spec, directory=str(directory))
+
+
+def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profile: str | Path = "default",
+              output: Path | None = None, root: Path | None = None, progress: bool = True) -> list[AuditRecord]:
+    """Audit each reward model in ``specs`` with the audit notebook, through the same runner as ``run_one``.
+
+    Parameters are the profile's ``audit`` section overridden by ``parameters``, then ``rm`` (the spec) and
+    ``card_dir``. Every spec's parameters are checked (names, types, values, that the spec loads here and returns
+    one scalar) before the first kernel starts. Each RM gets ``<output>/<safe name>/`` (default
+    ``_build/audits/``) holding ``audit.ipynb`` (the executed notebook), ``card.json``, ``card.md`` and (for a model
+    with a vocabulary) ``sweeps.parquet``; ``<output>/comparison.md`` compares the cards of this run.
+    """
+    root = project_root(root)
+    for key in ("rm", "card_dir"):
+        if key in (parameters or {}):
+            raise ParameterError(f"parameter {key!r} is set by `rewardscope audit` (the spec, and the output folder "
+                                 "with -o); do not pass it with -p")
+    base = audit_settings(root, profile)[0] | (parameters or {})
+    out = Path(output).expanduser() if output else root / "_build" / AUDITS
+    jobs = audit_jobs(specs, base, out, root)
     label = profile_label(profile)
+    records = [_run_audit(root, spec, directory, values, label, progress) for spec, directory, values in jobs]
+    done = [Path(r.directory) for r in records if (Path(r.directory) / "card.md").is_file()]
+    if done:
+        from .audit import comparison_markdown, read_cards
+
+        atomic_write_text(out / "comparison.md", "# Reward-model cards compared\n\n"
+                          + comparison_markdown(read_cards(done), [f"{d.name}/card.md" for d in done]))
+    return records
+
+
+def _book_audits(root: Path, label: str, jobs: list[tuple[str, Path, dict[str, Any]]], run: bool, force: bool,
+                 progress: bool) -> list[RunRecord]:
+    """The book's audits: each card is rerun only when its notebook, parameters or library changed (like a chapter);
+    with ``run`` False (``--only``) none runs and the cards already there are kept."""
     records = []
     for spec, directory, values in jobs:
-        output_nb = directory / f"{AUDIT}.ipynb"
-        logger.info("audit %s: running (%s profile)", spec, label)
-        record = execute_notebook(notebook, output_nb, values, cwd=root / "notebooks", progress=progress,
-                                  timeout=cell_timeout(root, label, AUDIT))
-        if output_nb.is_file() and output_nb.stat().st_size:
-            _stamp(output_nb, record, "", label)
-        records.append(AuditRecord(**asdict(record), spec=spec, directory=str(directory)))
+        output, name = directory / f"{AUDIT}.ipynb", f"{AUDIT} {spec}"
+        key = run_key(audit_notebook(root), values, root)
+        previous = _record_from_output(output) if output.is_file() else None
+        has_card = (directory / "card.md").is_file()
+        if has_card and previous and _cached_output(output, key) and not (force and run):
+            records.append(RunRecord(name, "cached", previous.duration, previous.peak_rss_mb, values))
+        elif not run:
+            records.append(RunRecord(name, "stale" if has_card else "not run", parameters=values))
+        else:
+            record = _run_audit(root, spec, directory, values, label, progress, key)
+            records.append(RunRecord(name, record.status, record.duration, record.peak_rss_mb, values, record.error))
     return records
+
+
+def _files_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path).encode() + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()
+
+
+def _stage_audits(root: Path, stage: Path, jobs: list[tuple[str, Path, dict[str, Any]]], label: str, force: bool,
+                  progress: bool) -> RunRecord:
+    """The Audits part's generated pages: the comparison table (included by book/audits.md), the cards in the staged
+    table of contents, and the explorer notebook, rerun when its code, the library or a card changed."""
+    from .audit import CARD_JSON, SWEEPS_FILE, comparison_markdown, read_cards
+
+    folders = [directory for _, directory, _ in jobs if (directory / "card.md").is_file()]
+    links = [f"../{AUDITS}/{d.name}/card.md" for d in folders]
+    table = comparison_markdown(read_cards(folders), links) if folders else \
+        "No card was built in this build: the execution report says why.\n"
+    atomic_write_text(stage / AUDITS / "comparison.md", table)
+    _stage_toc_cards(stage, [f"{AUDITS}/{d.name}/card" for d in folders])
+    notebook, output = root / "notebooks" / AUDIT / f"{EXPLORER}.ipynb", stage / AUDITS / f"{EXPLORER}.ipynb"
+    parameters = {"card_dirs": [str(d) for d in folders]}
+    sources = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    cards = _files_hash([d / f for d in folders for f in (CARD_JSON, SWEEPS_FILE)])
+    key = run_key(notebook, parameters, root, {**dependency_hashes(root, sources), "cards": cards})
+    previous = _record_from_output(output) if output.is_file() else None
+    if not folders:  # nothing to explore; never fall back to the cards of other runs
+        nb = nbformat.read(notebook, as_version=4)
+        without_missing_glue(nb)
+        _write_with_warning(nb, output, "No reward-model card was built in this build (the execution report says why), "
+                            "so the explorer has nothing to show.")
+        return RunRecord(EXPLORER, "not run", parameters=parameters)
+    if not force and previous and _cached_output(output, key):
+        return RunRecord(EXPLORER, "cached", previous.duration, previous.peak_rss_mb, parameters)
+    record = execute_notebook(notebook, output, parameters, cwd=root / "notebooks", progress=progress)
+    _keep_output(notebook, output, record, key, label)
+    return record
+
+
+def _stage_toc_cards(stage: Path, pages: list[str] | None) -> None:
+    """The staged table of contents with ``pages`` (the cards) under the Audits page; None drops the Audits part (a
+    profile that audits no RM)."""
+    import yaml
+
+    toc = yaml.safe_load((stage / "_toc.yml").read_text(encoding="utf-8"))
+    for part in list(toc.get("parts", [])):
+        chapter = next((c for c in part.get("chapters", []) if c.get("file") == AUDITS_PAGE), None)
+        if chapter is None:
+            continue
+        if pages is None:
+            toc["parts"].remove(part)
+        elif pages:
+            chapter["sections"] = [{"file": page} for page in pages]
+    atomic_write_text(stage / "_toc.yml", yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))

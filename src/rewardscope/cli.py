@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from .params import PROFILES, ParameterError, parse_cli_value
 from .zoo import ModelSpecError
@@ -55,6 +56,9 @@ def _audit(args) -> int:
     for r in records:
         where = f"  -> {r.directory}/card.md" if r.status == "ok" else f"  {r.error}"
         print(f"{r.spec}: {r.status} in {r.duration:.1f} s{where}")
+    comparison = Path(records[0].directory).parent / "comparison.md"
+    if comparison.is_file():
+        print(f"comparison of the cards: {comparison}")
     return 0 if all(r.status == "ok" for r in records) else 1
 
 
