@@ -1,8 +1,8 @@
 """Vocabulary-sweep speed: chapter 3's two SmolLM2 RMs over its 3 prompts, each RM alone vs a shared trunk.
 
 Chapter 3 sweeps two decoder RMs, sentiment-smollm2 and helpful-smollm2, that the embedded lab trains from
-one SmolLM2-135M-Instruct with only the top 4 of 30 layers, the final norm and a head trainable: their
-embeddings and bottom 26 layers are identical. This script times, in one process on the same token ids:
+one SmolLM2-135M-Instruct with only the top 8 of 30 layers, the final norm and a head trainable: their
+embeddings and bottom 22 layers are identical. This script times, in one process on the same token ids:
 
 * ``per-RM``: today's path, :func:`rewardscope.sweep.vocabulary_sweep` (method "prefix") of each RM and prompt;
 * ``shared-trunk``: :func:`rewardscope.sweep.vocabulary_sweeps`, which finds the shared layers by comparing
@@ -10,7 +10,7 @@ embeddings and bottom 26 layers are identical. This script times, in one process
   last layer).
 
 When the lab RMs are not built yet (they train for a long while), two stand-ins of the same shape and cost
-are used: SmolLM2-135M-Instruct with a random one-output head, and a copy whose top 4 layers, final norm and
+are used: SmolLM2-135M-Instruct with a random one-output head, and a copy whose top 8 layers, final norm and
 head are perturbed with another seed (the script says which it used). Rates are RM scores per second (one
 candidate token scored by one RM); "vocabulary minutes" extrapolates to the whole vocabulary x 3 prompts x
 2 RMs. The bound is the matmul peak measured in this run divided by the FLOPs each method must do:
@@ -37,7 +37,7 @@ from rewardscope.trunk import shared_depth
 from rewardscope.zoo import entry
 
 LAB = ("sentiment-smollm2", "helpful-smollm2")
-TOP = 4  # the lab's decoder_top_layers
+TOP = 8  # the lab's decoder_top_layers
 
 
 def cpu_name() -> str:
@@ -53,7 +53,7 @@ def cpu_name() -> str:
 
 
 def chapter_rms() -> tuple[dict, str]:
-    """The two lab RMs if built, else two stand-ins that share SmolLM2's bottom 26 layers."""
+    """The two lab RMs if built, else two stand-ins that share SmolLM2's bottom 22 layers."""
     if all(entry(name).locate() is not None for name in LAB):
         return {name: load_reward_model(name) for name in LAB}, "the lab's own RMs"
     rms = {}
@@ -67,7 +67,7 @@ def chapter_rms() -> tuple[dict, str]:
                     for p in module.parameters():
                         p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=generator))
         rms[name] = rm
-    return rms, ("stand-ins: SmolLM2-135M-Instruct + random head, and a copy with its top 4 layers, norm and head "
+    return rms, ("stand-ins: SmolLM2-135M-Instruct + random head, and a copy with its top 8 layers, norm and head "
                  "perturbed (the lab RMs are not built)")
 
 

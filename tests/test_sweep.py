@@ -264,7 +264,8 @@ def test_prefix_equals_naive_on_smollm2_weights():
 
 @pytest.mark.slow
 def test_shared_trunk_equals_each_rm_alone_on_smollm2_weights():
-    """Two SmolLM2 RMs that share 26 of 30 layers (the lab's shape; the second's top 4 layers, norm and head redrawn)."""
+    """Two SmolLM2 RMs that share 26 of 30 layers (the second's top 4 layers, norm and head redrawn; the lab's RMs
+    share 22)."""
     from rewardscope.sweep import vocabulary_sweeps
 
     rms = {}

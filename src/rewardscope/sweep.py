@@ -17,7 +17,7 @@ Two methods give the same scores (to float rounding):
   sequence (3 instead of 45 for SmolLM2's template with the paper's prompts).
 
 Several RMs whose embeddings and bottom layers hold identical weights (the embedded lab's SmolLM2 RMs fine-tune
-only their top 4 of 30 layers) can also share those layers: :func:`vocabulary_sweeps` finds them by comparing
+only their top 8 of 30 layers) can also share those layers: :func:`vocabulary_sweeps` finds them by comparing
 the weights and runs the prefix and every candidate through the shared layers once, then each RM's own top
 layers and head (method ``"shared-trunk"``, :mod:`rewardscope.trunk`), equal to each RM swept alone to float
 rounding.
@@ -900,7 +900,7 @@ def vocabulary_sweeps(rms, prompts, token_ids: Sequence[int] | None = None, dtyp
     """:func:`vocabulary_sweep` of every reward model and prompt, computing shared frozen layers once.
 
     Reward models whose embeddings and bottom layers hold identical weights (the embedded lab's decoder RMs
-    fine-tune only the top 4 of SmolLM2's 30 layers) are found by comparing the tensors (never names, see
+    fine-tune only the top 8 of SmolLM2's 30 layers) are found by comparing the tensors (never names, see
     :func:`rewardscope.trunk.shared_depth`); each prompt's prefix and every candidate then run through
     the shared layers once and through each model's own top layers and head (:class:`rewardscope.trunk.Engine`,
     method ``"shared-trunk"``). The engine is checked against each model's own forward first; any model it
