@@ -122,7 +122,7 @@ class FrozenTrunk:
         if not 0 < depth < len(self.layers):
             raise ValueError(f"the frozen depth must be in 1..{len(self.layers) - 1}, got {depth}")
         self.depth = depth
-        self.rows: dict[tuple[str, str], object] = {}  # (prompt, response) -> (real tokens, hidden) float32
+        self.rows: dict[tuple[str, str], object] = {}  # (prompt, response) -> its real tokens' hidden states
 
     def _inputs(self, prompts, responses):
         return hf.reward_inputs(self.tokenizer, self.architecture, prompts, responses, self.pad_id, self.max_length)
@@ -245,6 +245,11 @@ def load_backbone(spec: str, device: str = "cpu", *, trust_remote_code: bool = F
     return model, tokenizer, architecture, pad_id
 
 
+def _both_sides(pairs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(prompts, responses) of a pairs frame: every chosen response, then every rejected one."""
+    return pairs["prompt"].tolist() * 2, pairs["chosen"].tolist() + pairs["rejected"].tolist()
+
+
 def _trainable_state(model) -> dict:
     """A copy of the trainable parameters (all that training changes)."""
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
@@ -264,12 +269,11 @@ def _frozen_trunk(model, tokenizer, architecture, pad_id, config: BTConfig, spli
         return None
     trunk = FrozenTrunk(model, tokenizer, architecture, pad_id, config.max_length, depth)
     texts = pd.concat([splits["train"], splits["validation"]])
-    trunk.fill(texts["prompt"].tolist() * 2, texts["chosen"].tolist() + texts["rejected"].tolist())
-    probe = splits["train"].iloc[:8]
-    prompts, responses = probe["prompt"].tolist() * 2, probe["chosen"].tolist() + probe["rejected"].tolist()
+    trunk.fill(*_both_sides(texts))
+    prompts, responses = _both_sides(splits["train"].iloc[:8])
     model.eval()
     with torch.no_grad():
-        plain = model(**hf.reward_inputs(tokenizer, architecture, prompts, responses, pad_id, config.max_length))
+        plain = model(**trunk._inputs(prompts, responses))
         try:
             with trunk.active():
                 cached = trunk.scores(prompts, responses)
@@ -337,7 +341,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
         with torch.no_grad():
             for i in range(0, len(frame), 64):
                 part = frame.iloc[i:i + 64]
-                scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
+                scores = rewards_of(*_both_sides(part))
                 chosen.append(scores[: len(part)].numpy())
                 rejected.append(scores[len(part):].numpy())
         return pairwise_accuracy(np.concatenate(chosen), np.concatenate(rejected))
@@ -357,7 +361,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
             for i in range(0, len(order), config.batch_size):
                 part = train.iloc[order[i:i + config.batch_size]]
                 n = len(part)
-                scores = rewards_of(part["prompt"].tolist() * 2, part["chosen"].tolist() + part["rejected"].tolist())
+                scores = rewards_of(*_both_sides(part))
                 margin = scores[:n] - scores[n:]
                 loss = -torch.nn.functional.logsigmoid(margin).mean()
                 optimiser.zero_grad(set_to_none=True)
