@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from rewardscope.data import chatterbot_prompts
-from rewardscope.train import BTConfig, train_reward_model
+from rewardscope.training.train import BTConfig, train_reward_model
 
 
 def planted_pairs(n: int = 96) -> pd.DataFrame:

@@ -76,9 +76,9 @@ def smoke_site():
     import subprocess
     import sys
 
-    from rewardscope.book import site_dir
+    from rewardscope.runner.book import site_dir
 
-    proc = subprocess.run([sys.executable, "-m", "rewardscope.cli", "book", "--profile", "smoke", "--force"],
+    proc = subprocess.run([sys.executable, "-m", "rewardscope.runner.cli", "book", "--profile", "smoke", "--force"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return site_dir(ROOT, "smoke")

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from rewardscope.activations import (
+from rewardscope.studies.irm.activations import (
     ActivationStore,
     capture_activations,
     decoder_blocks,
     last_token_activations,
     mlp_output_hooks,
 )
-from rewardscope.sae import train_sae
+from rewardscope.studies.irm.sae import train_sae
 
 TEXTS = ["Hello there, how are you doing today?", "Hi", "What a wonderful day it is to be alive and well",
          "ok then", "The pills worked, and my doctor was pleased."]
@@ -106,7 +106,7 @@ def test_hooks_are_removed_and_nothing_is_left_when_the_capture_fails(tiny_llama
     with pytest.raises(ValueError, match="no complete activation capture"):
         ActivationStore(tmp_path / "failed")
     # a failure while writing a part, between two forwards, also removes the hooks at once
-    monkeypatch.setattr("rewardscope.activations._save_npy", explode)
+    monkeypatch.setattr("rewardscope.studies.irm.activations._save_npy", explode)
     with pytest.raises(RuntimeError, match="boom") as failure:
         capture_activations(model, tokenizer, TEXTS, [0, 1], tmp_path / "failed", chunk_rows=1)
     assert failure.traceback  # its frames (and any suspended generator in them) are still alive here
@@ -157,7 +157,7 @@ def test_decoder_blocks_needs_a_transformer():
 
 
 def test_activation_change_is_the_share_of_variance_that_moved():
-    from rewardscope.activations import activation_change
+    from rewardscope.studies.irm.activations import activation_change
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(500, 8))

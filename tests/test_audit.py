@@ -1,4 +1,4 @@
-"""The reward-model card (rewardscope.audit) and ``rewardscope audit``: each section on a planted case, the
+"""The reward-model card (rewardscope.studies.audit.audit) and ``rewardscope audit``: each section on a planted case, the
 verdict rule, the files, failures before compute, and one end-to-end smoke audit."""
 
 import json
@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewardscope import audit, load_reward_model
+from rewardscope import load_reward_model
 from rewardscope.rewards import RewardModel
+from rewardscope.studies.audit import audit
 
 from .conftest import ROOT
 
@@ -353,8 +354,8 @@ def test_an_rm_without_one_scalar_is_named_before_compute(tmp_path):
 
 
 def test_the_audit_is_not_a_chapter_and_its_profile_sections_are_valid():
-    from rewardscope.book import AUDIT, audit_notebook, audit_settings, notebook_names
-    from rewardscope.params import check_parameters, load_profile
+    from rewardscope.runner.book import AUDIT, audit_notebook, audit_settings, notebook_names
+    from rewardscope.runner.params import check_parameters, load_profile
 
     names = notebook_names(ROOT)
     assert AUDIT not in names and audit_notebook(ROOT).is_file()
@@ -371,8 +372,8 @@ def test_the_audit_is_not_a_chapter_and_its_profile_sections_are_valid():
 def test_the_book_lists_the_cards_under_the_audits_page(tmp_path):
     import yaml
 
-    from rewardscope.book import AUDITS_PAGE, _stage_toc_cards, audit_settings
-    from rewardscope.params import ParameterError
+    from rewardscope.runner.book import AUDITS_PAGE, _stage_toc_cards, audit_settings
+    from rewardscope.runner.params import ParameterError
 
     from .conftest import write_mini_book
 
@@ -392,7 +393,7 @@ def test_the_book_lists_the_cards_under_the_audits_page(tmp_path):
 
 def _cli(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rewardscope.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rewardscope.runner.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 
 

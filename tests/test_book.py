@@ -9,9 +9,9 @@ import nbformat
 import pytest
 import yaml
 
-from rewardscope.book import build_book, previous_duration, site_dir
-from rewardscope.cli import main
-from rewardscope.params import ParameterError
+from rewardscope.runner.book import build_book, previous_duration, site_dir
+from rewardscope.runner.cli import main
+from rewardscope.runner.params import ParameterError
 
 from .conftest import ROOT, write_mini_book
 
@@ -138,7 +138,7 @@ def test_jobs_run_notebooks_side_by_side_with_a_thread_share(mini_book):
 
 def test_run_tells_how_long_the_last_run_took(mini_book, monkeypatch, caplog):
     monkeypatch.chdir(mini_book)
-    caplog.set_level("INFO", logger="rewardscope.book")
+    caplog.set_level("INFO", logger="rewardscope.runner.book")
     assert main(["run", "a_ok", "--profile", "smoke"]) == 0
     assert "the last run took" not in caplog.text
     assert previous_duration(mini_book, "smoke", "a_ok") > 0 and previous_duration(mini_book, "default", "a_ok") is None
@@ -169,7 +169,7 @@ def test_the_runner_shows_the_latest_bar_line(tmp_path):
     import io
     import threading
 
-    from rewardscope.book import _follow
+    from rewardscope.runner.book import _follow
 
     sink, stream, stop = tmp_path / "p.log", io.StringIO(), threading.Event()
     sink.write_text("cells:  10%| 1/10\rcells:  20%| 2/10\rsweeping rm:  50%| 5/10 [00:05<00:05]\r")
@@ -218,12 +218,13 @@ def _package(tmp_path, files):
     package = tmp_path / "rewardscope"
     package.mkdir()
     for name, text in files.items():
+        (package / name).parent.mkdir(exist_ok=True)
         (package / name).write_text(text)
     return package
 
 
 def test_run_key_follows_the_modules_a_notebook_imports_transitively(tmp_path, monkeypatch):
-    from rewardscope import book
+    from rewardscope.runner import book
 
     package = _package(tmp_path, {
         "__init__.py": "from . import core\n",
@@ -231,23 +232,24 @@ def test_run_key_follows_the_modules_a_notebook_imports_transitively(tmp_path, m
         "study.py": "def f():\n    from .helper import g  # a lazy import still counts\n    return g()\n",
         "helper.py": "def g():\n    return 2\n",
         "other.py": "from .core import X\n",
-        "book.py": "RUNNER = True\n",
+        "runner/__init__.py": "",
+        "runner/book.py": "RUNNER = True\n",
     })
     monkeypatch.setattr(book, "PACKAGE", package)
-    cells = ["%matplotlib inline\nimport numpy as np", "from rewardscope import study\nimport rewardscope.book"]
+    cells = ["%matplotlib inline\nimport numpy as np", "from rewardscope import study\nimport rewardscope.runner.book"]
     assert [p.name for p in book.library_modules(cells)] == ["__init__.py", "core.py", "helper.py", "study.py"]
     notebook = tmp_path / "nb.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), notebook)
     before = book.run_key(notebook, {}, tmp_path)
     (package / "other.py").write_text("Y = 3\n")  # not imported: the key stays
-    (package / "book.py").write_text("RUNNER = False\n")  # the runner: never in the key
+    (package / "runner" / "book.py").write_text("RUNNER = False\n")  # the runner folder: never in the key
     assert book.run_key(notebook, {}, tmp_path) == before
     (package / "helper.py").write_text("def g():\n    return 3\n")  # imported by study, lazily
     assert book.run_key(notebook, {}, tmp_path) != before
 
 
 def test_a_change_to_the_sweep_reruns_chapter_3_and_not_chapter_4():
-    from rewardscope import book
+    from rewardscope.runner import book
 
     def modules(name):
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
@@ -255,11 +257,11 @@ def test_a_change_to_the_sweep_reruns_chapter_3_and_not_chapter_4():
 
     assert "sweep.py" in modules("03_vocab_sweep") and "sweep.py" not in modules("04_seal_imprint")
     assert "imprint.py" in modules("04_seal_imprint") and "imprint.py" not in modules("03_vocab_sweep")
-    assert not {"book.py", "params.py", "param_rules.py", "cli.py"} & modules("03_vocab_sweep")
+    assert not {"book.py", "params.py", "param_rules.py", "cli.py", "execute.py"} & modules("03_vocab_sweep")
 
 
 def test_the_book_times_each_notebook_and_each_entry_its_kernels_built(tmp_path, monkeypatch, capsys):
-    from rewardscope import book
+    from rewardscope.runner import book
 
     write_mini_book(tmp_path, ["a_builds"])
     _notebook(tmp_path / "notebooks" / "a_builds.ipynb",

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rewardscope import data
-from rewardscope.pairs import bt_temperature, preference_pairs, sample_pool, split_prompts, to_dataset_dict
+from rewardscope.lab.pairs import bt_temperature, preference_pairs, sample_pool, split_prompts, to_dataset_dict
 from rewardscope.policy import load_policy
 
 

@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from rewardscope.book import build_dir, glued_values
+from rewardscope.runner.book import build_dir, glued_values
 
 from .conftest import ROOT
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("REWARDSCOPE_DETERMINISM") != "1"
 
 def _build(cache, warm: bool) -> dict[str, dict[str, str]]:
     env = {**os.environ, "REWARDSCOPE_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    cli = [sys.executable, "-m", "rewardscope.cli"]
+    cli = [sys.executable, "-m", "rewardscope.runner.cli"]
     if warm:
         subprocess.run([*cli, "zoo", "build", *WARMED], cwd=ROOT, env=env, check=True, capture_output=True)
     proc = subprocess.run([*cli, "book", "--profile", "smoke", "--force", "--jobs", "2"], cwd=ROOT, env=env,

@@ -6,8 +6,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from rewardscope import artifacts, zoo
-from rewardscope.irl import max_margin_irl
-from rewardscope.train import BTConfig, train_reward_model
+from rewardscope.studies.irl.irl import max_margin_irl
+from rewardscope.training.train import BTConfig, train_reward_model
 
 SENTENCE = "The quick brown fox, unbelievably, jumps over 12 lazy dogs!"
 

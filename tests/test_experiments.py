@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from rewardscope import artifacts, experiments
-from rewardscope.rlhf import RLConfig
+from rewardscope import artifacts
+from rewardscope.lab import experiments
+from rewardscope.training.rlhf import RLConfig
 
 PROMPTS = ["Hello there", "How are you?", "Tell me a story"]
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rewardscope import hf, load_policy
-from rewardscope.fluency import perplexity
+from rewardscope.studies.irl.fluency import perplexity
 
 PROMPTS = ["Hello there", "What is the weather like on Mars today?", "Hi", "Tell me a story about a cat."]
 RESPONSES = ["I am fine, thanks.", "Cold and dusty.", "Hello! How can I help you today with anything at all?", "Once"]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from rewardscope.imprint import (
+from rewardscope.studies.seal.imprint import (
     alignment_regimes,
     alignment_resistance,
     angle_summary,
@@ -293,8 +293,8 @@ def test_robustness_coefficients_on_planted_flips():
 
 def test_score_pairs_scores_each_distinct_text_once():
     from rewardscope import load_reward_model
-    from rewardscope.imprint import score_pairs
-    from rewardscope.labels import label_pairs
+    from rewardscope.studies.seal.imprint import score_pairs
+    from rewardscope.studies.seal.labels import label_pairs
 
     rm = load_reward_model("vader-compound")
     calls = []
@@ -319,7 +319,7 @@ def test_score_pairs_scores_each_distinct_text_once():
 
 
 def test_share_ci_resamples_clusters():
-    from rewardscope.imprint import share_ci
+    from rewardscope.studies.seal.imprint import share_ci
 
     flags = np.r_[np.ones(50), np.zeros(50)]
     share, lo, hi = share_ci(flags, n_resamples=500)
@@ -352,7 +352,7 @@ def _planted_pairs(n_prompts=200, per=3, gain=0.2, wrong_post=0.1, err_gap=0.3, 
 
 
 def test_cluster_ratio_ci_resamples_whole_prompts():
-    from rewardscope.imprint import cluster_ratio_ci
+    from rewardscope.studies.seal.imprint import cluster_ratio_ci
 
     rng = np.random.default_rng(1)
     prompt_effect = np.repeat(rng.random(50) < 0.5, 20).astype(float)  # all pairs of a prompt share one outcome
@@ -365,7 +365,7 @@ def test_cluster_ratio_ci_resamples_whole_prompts():
 
 def test_seal_findings_mark_by_construction_rows_and_can_fail():
     from rewardscope.findings import summary
-    from rewardscope.imprint import findings, seal_results
+    from rewardscope.studies.seal.imprint import findings, seal_results
 
     good = findings(seal_results(_planted_pairs(), n_resamples=300))
     by = {r.claim: r for r in good}
@@ -388,7 +388,7 @@ def test_seal_findings_mark_by_construction_rows_and_can_fail():
 
 
 def test_seal_target_imprints_are_a_test_only_with_independent_labellers():
-    from rewardscope.imprint import findings, seal_results
+    from rewardscope.studies.seal.imprint import findings, seal_results
 
     imprint = pd.DataFrame({"coef": [0.1, -0.2, 0.9], "ci_low": [-0.1, -0.4, 0.5], "ci_high": [0.3, 0.0, 1.3]},
                            index=["harmless", "helpful", "eloquence"])
@@ -403,7 +403,7 @@ def test_seal_target_imprints_are_not_a_test_when_labellers_share_the_golds_sign
     harmless_proxy on the lab's hh gold), the target row cannot fail and is not counted, even where
     the targets' imprints are the largest and clearly positive."""
     from rewardscope.findings import summary
-    from rewardscope.imprint import findings, seal_results
+    from rewardscope.studies.seal.imprint import findings, seal_results
 
     imprint = pd.DataFrame({"coef": [0.8, 0.6, 0.1], "ci_low": [0.5, 0.3, -0.1], "ci_high": [1.1, 0.9, 0.3]},
                            index=["harmless", "helpful", "eloquence"])
@@ -421,7 +421,7 @@ def test_seal_target_imprints_are_not_a_test_when_labellers_share_the_golds_sign
 
 
 def test_identifiable_features_drops_constant_and_redundant_features_in_order():
-    from rewardscope.imprint import identifiable_features
+    from rewardscope.studies.seal.imprint import identifiable_features
 
     rng = np.random.default_rng(0)
     n = 60

@@ -10,7 +10,8 @@ from scipy.stats import rankdata
 
 from rewardscope import load_reward_model
 from rewardscope.data import chatterbot_prompts
-from rewardscope.irl import (
+from rewardscope.stats import bootstrap_ci
+from rewardscope.studies.irl.irl import (
     PAPER_RESTART_ACCURACY_SD,
     calibrate_threshold,
     interval_over_seeds,
@@ -22,9 +23,8 @@ from rewardscope.irl import (
     select_restart,
     split_by_prompt,
 )
-from rewardscope.irl import findings as irl_findings
-from rewardscope.stats import bootstrap_ci
-from rewardscope.train import BTConfig, pairwise_accuracy
+from rewardscope.studies.irl.irl import findings as irl_findings
+from rewardscope.training.train import BTConfig, pairwise_accuracy
 from rewardscope.zoo import read_sidecar
 
 
@@ -574,8 +574,8 @@ def test_findings_decide_each_claim_by_its_interval_and_never_count_the_backbone
 
 
 def test_the_faithful_bugs_parameter_rule_names_exactly_the_papers_bugs():
-    from rewardscope.irl import PAPER_BUGS
-    from rewardscope.param_rules import RULES, RuleError
+    from rewardscope.runner.param_rules import RULES, RuleError
+    from rewardscope.studies.irl.irl import PAPER_BUGS
 
     RULES["faithful_bugs"](list(PAPER_BUGS))
     RULES["faithful_bugs"]([])  # no paper-faithful arm

@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from rewardscope.activations import last_token_activations
-from rewardscope.irm import (
+from rewardscope.studies.irm.activations import last_token_activations
+from rewardscope.studies.irm.irm import (
     NEGATIVE_WORDS,
     NEUTRAL_WORDS,
     LinearIRM,
@@ -26,7 +26,7 @@ from rewardscope.irm import (
     vader_lexicon,
     word_valence,
 )
-from rewardscope.sae import train_sae
+from rewardscope.studies.irm.sae import train_sae
 
 
 def tiny_pythia(n_layers=4, seed=0):
@@ -328,7 +328,7 @@ def test_the_pipeline_runs_end_to_end_on_tiny_llama():
 
 
 def test_negative_lexicon_words_is_large_and_blocks_slurs_and_profanity():
-    from rewardscope.irm import NEGATIVE_BLOCKLIST, negative_lexicon_words
+    from rewardscope.studies.irm.irm import NEGATIVE_BLOCKLIST, negative_lexicon_words
 
     words = negative_lexicon_words()
     lexicon = vader_lexicon()
@@ -342,7 +342,7 @@ def test_negative_lexicon_words_is_large_and_blocks_slurs_and_profanity():
 
 
 def test_triples_without_antonyms_draw_many_distinct_negative_words():
-    from rewardscope.irm import negative_lexicon_words
+    from rewardscope.studies.irm.irm import negative_lexicon_words
 
     texts = ["The film was great, really."] * 200
     fixed = contrastive_triples(texts)
@@ -352,7 +352,7 @@ def test_triples_without_antonyms_draw_many_distinct_negative_words():
 
 
 def test_word_folds_keep_each_word_in_one_fold():
-    from rewardscope.irm import word_folds
+    from rewardscope.studies.irm.irm import word_folds
 
     words = ["a", "b", "c", "a", "d", "b", "e", "f"] * 3
     folds = word_folds(words, 3, seed=1)
@@ -364,7 +364,7 @@ def test_word_folds_keep_each_word_in_one_fold():
 
 
 def test_out_of_fold_predictions_never_see_their_own_word():
-    from rewardscope.irm import out_of_fold_predictions, word_folds
+    from rewardscope.studies.irm.irm import out_of_fold_predictions, word_folds
 
     # each word has a feature of its own: a model that never saw the word cannot predict it
     words = np.repeat([f"w{i}" for i in range(10)], 4)
@@ -378,7 +378,7 @@ def test_out_of_fold_predictions_never_see_their_own_word():
 
 def test_word_tau_interval_resamples_words_not_fits():
     """Refits on the same 30 words agree closely; the word-level interval is as wide as the word sampling."""
-    from rewardscope.irm import word_tau
+    from rewardscope.studies.irm.irm import word_tau
 
     rng = np.random.default_rng(0)
     n_words = 30
@@ -397,7 +397,7 @@ def test_word_tau_interval_resamples_words_not_fits():
 
 
 def test_random_probe_taus_centre_on_zero():
-    from rewardscope.irm import random_probe_taus
+    from rewardscope.studies.irm.irm import random_probe_taus
 
     rng = np.random.default_rng(0)
     taus = random_probe_taus(rng.normal(size=(200, 16)), rng.normal(size=200), n_random=200)
@@ -417,7 +417,7 @@ def _results(**overrides):
 
 def test_findings_follow_one_rule_and_do_not_count_the_random_probe():
     from rewardscope.findings import summary, table
-    from rewardscope.irm import PAPER_RANDOM_PROBE_TAU, findings
+    from rewardscope.studies.irm.irm import PAPER_RANDOM_PROBE_TAU, findings
 
     rows = findings(_results())
     frame = table(rows)
@@ -429,7 +429,7 @@ def test_findings_follow_one_rule_and_do_not_count_the_random_probe():
 
 def test_findings_planted_null_does_not_hold():
     from rewardscope.findings import summary
-    from rewardscope.irm import findings
+    from rewardscope.studies.irm.irm import findings
 
     # an MMCS above the isotropic chance level but inside the matched-shape null; an IRM tau whose word-level
     # interval crosses 0 (the old fit-level interval would have excluded it)
@@ -447,7 +447,7 @@ def test_findings_planted_null_does_not_hold():
 
 
 def test_share_difference_resamples_each_side():
-    from rewardscope.irm import share_difference
+    from rewardscope.studies.irm.irm import share_difference
 
     flags = np.r_[np.ones(20), np.zeros(10), np.ones(20), np.zeros(80)].astype(bool)
     inside = np.r_[np.ones(30), np.zeros(100)].astype(bool)

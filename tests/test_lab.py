@@ -115,7 +115,7 @@ def test_each_lab_entry_is_keyed_by_what_it_reads():
     the policies; prose keeps everything; retraining SEAL's pre RM retrains its post RM."""
     from dataclasses import replace
 
-    from rewardscope.lab import POLICY_RECIPES, RM_RECIPES, SCALES, _pairs_params, policy_params, rm_params
+    from rewardscope.lab.recipes import POLICY_RECIPES, RM_RECIPES, SCALES, _pairs_params, policy_params, rm_params
 
     base = SCALES["default"]
     rms = {name: rm_params(recipe, base) for name, recipe in RM_RECIPES.items()}

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewardscope import labels
-from rewardscope.rewrite import ANTONYMS, SYNONYMS, flip_sentiment, paraphrase, rewrite_pairs
+from rewardscope.studies.seal import labels
+from rewardscope.studies.seal.rewrite import ANTONYMS, SYNONYMS, flip_sentiment, paraphrase, rewrite_pairs
 
 
 def _label(fn, responses, **kwargs):

@@ -2,8 +2,8 @@
 import pytest
 import yaml
 
-from rewardscope.book import notebook_names, resolve_notebook
-from rewardscope.params import (
+from rewardscope.runner.book import notebook_names, resolve_notebook
+from rewardscope.runner.params import (
     PROFILES,
     ParameterError,
     check_parameters,
@@ -82,7 +82,7 @@ def test_cli_values_are_read_as_yaml():
 
 def test_paper_profile_reward_options_match_the_models_used():
     values = load_profile("paper", PARAMS, NOTEBOOKS)
-    from rewardscope.param_rules import reward_option_names
+    from rewardscope.runner.param_rules import reward_option_names
 
     allowed = reward_option_names()
     for name in NOTEBOOKS:

@@ -7,9 +7,9 @@ import sys
 import pytest
 import yaml
 
-from rewardscope.book import build_dir, site_dir
-from rewardscope.replica_profile import DATA_REPLICAS, render, replica_profile
 from rewardscope.replicas import REPLICAS
+from rewardscope.runner.book import build_dir, site_dir
+from rewardscope.runner.replica_profile import DATA_REPLICAS, render, replica_profile
 
 from .conftest import ROOT
 
@@ -18,7 +18,7 @@ PARAMS = ROOT / "notebooks" / "params"
 
 def test_replica_yml_is_generated_from_the_paper_profile():
     assert (PARAMS / "replica.yml").read_text() == render(PARAMS), \
-        "notebooks/params/replica.yml is stale: run `python -m rewardscope.replica_profile`"
+        "notebooks/params/replica.yml is stale: run `python -m rewardscope.runner.replica_profile`"
 
 
 def _strings(value):
@@ -48,7 +48,7 @@ def test_every_chapter_runs_on_the_paper_models_replicas():
     """``book --profile replica --only 03_vocab_sweep`` on a fresh build (the other pages unexecuted), then the whole
     book: every notebook ok and the site built (warnings are errors)."""
     shutil.rmtree(build_dir(ROOT, "replica"), ignore_errors=True)
-    cli = [sys.executable, "-m", "rewardscope.cli", "book", "--profile", "replica"]
+    cli = [sys.executable, "-m", "rewardscope.runner.cli", "book", "--profile", "replica"]
     only = subprocess.run([*cli, "--only", "03_vocab_sweep"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert only.returncode == 0, only.stdout[-3000:] + only.stderr[-3000:]
     whole = subprocess.run([*cli, "--jobs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=1500)

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from rewardscope import load_policy, load_reward_model, rlhf
-from rewardscope.rlhf import RLConfig, reward_function, tune_policy
+from rewardscope import load_policy, load_reward_model
+from rewardscope.training import rlhf
+from rewardscope.training.rlhf import RLConfig, reward_function, tune_policy
 
 PROMPTS = ["Hello there", "How are you?", "Tell me a story", "What is your name?", "Do you like music?", "Good morning"]
 # 30 steps at a high learning rate: over seeds 0-4 the mean reward of the last 5 steps was 0.38-0.67,
@@ -150,7 +151,7 @@ def test_reward_function_adapts_reward_models_and_callables():
 
 
 def test_transformed_reward_trains_a_tiny_policy_and_monitors_are_logged_not_optimised(tmp_path):
-    from rewardscope.transforms import AggregateReward
+    from rewardscope.studies.transforms.transforms import AggregateReward
 
     class LetterE(rlhf.RewardModel):
         def _score(self, prompts, responses, batch_size, progress):

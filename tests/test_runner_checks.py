@@ -12,9 +12,9 @@ import nbformat
 import pytest
 import yaml
 
-from rewardscope.book import MISSING_VALUE, build_book, run_one, site_dir, without_missing_glue
-from rewardscope.cli import main
-from rewardscope.params import ParameterError, check_parameters, load_profile
+from rewardscope.runner.book import MISSING_VALUE, build_book, run_one, site_dir, without_missing_glue
+from rewardscope.runner.cli import main
+from rewardscope.runner.params import ParameterError, check_parameters, load_profile
 
 from .conftest import ROOT, copy_without_chat_template, write_mini_book
 
@@ -95,7 +95,7 @@ def test_decoder_rm_without_a_chat_template_is_refused_early(tmp_path):
 
 
 def test_relative_specs_are_read_from_the_callers_folder(tmp_path, monkeypatch):
-    from rewardscope.param_rules import caller_path
+    from rewardscope.runner.param_rules import caller_path
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REWARDSCOPE_CWD", raising=False)
@@ -117,7 +117,7 @@ def test_offline_profiles_pass_the_environment_checks(profile):
 
 def _cli(*args, env=None, cwd=ROOT):
     run_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rewardscope.cli", *args], cwd=cwd, env=run_env,
+    return subprocess.run([sys.executable, "-m", "rewardscope.runner.cli", *args], cwd=cwd, env=run_env,
                           capture_output=True, timeout=120)
 
 
@@ -221,7 +221,7 @@ def test_killing_the_runner_stops_its_kernel(tmp_path):
     marker = tmp_path / "kernel.pid"
     slow = tmp_path / "slow.ipynb"
     _notebook(slow, f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")
-    runner = subprocess.Popen([sys.executable, "-m", "rewardscope.cli", "run", str(slow), "--profile", "smoke",
+    runner = subprocess.Popen([sys.executable, "-m", "rewardscope.runner.cli", "run", str(slow), "--profile", "smoke",
                                "-o", str(tmp_path / "out.ipynb")], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -256,7 +256,7 @@ def test_bad_policy_options_fail_with_one_line(values, match):
 
 
 def test_policy_options_may_name_every_policy_and_backbone():
-    from rewardscope.param_rules import policy_option_names
+    from rewardscope.runner.param_rules import policy_option_names
 
     assert policy_option_names() == {"device", "dtype", "trust_remote_code", "chat_template"}
     plain = {"chat_template": "plain"}

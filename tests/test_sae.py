@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewardscope.sae import SAE, matched_cosines, mmcs, reconstruction_metrics, train_sae
+from rewardscope.studies.irm.sae import SAE, matched_cosines, mmcs, reconstruction_metrics, train_sae
 
 TEXTS = ["Hello there, how are you doing today?", "Hi", "What a wonderful day it is to be alive and well",
          "ok then", "The pills worked, and my doctor was pleased."]
@@ -178,7 +178,7 @@ def test_two_widths_never_share_initial_rows_even_under_one_seed():
     # the old behaviour: randn(2d, d) under seed 0 began with the rows of randn(d, d)
     small, big = _initial_dictionary(x, 24, 0), _initial_dictionary(x, 48, 0)
     assert np.abs(small @ big.T).max() < 0.95
-    from rewardscope.sae import sae_seed
+    from rewardscope.studies.irm.sae import sae_seed
 
     # seeds of their own, across widths and models
     dicts = {(m, w): _initial_dictionary(x, w, sae_seed(m, 3, w, 0)) for m in ("base", "tuned") for w in (24, 48)}
@@ -189,7 +189,7 @@ def test_two_widths_never_share_initial_rows_even_under_one_seed():
 
 
 def test_sae_seed_separates_model_layer_width_and_replicate():
-    from rewardscope.sae import _streams, sae_seed
+    from rewardscope.studies.irm.sae import _streams, sae_seed
 
     seeds = {sae_seed(m, layer, w, r) for m in ("base", "tuned") for layer in (0, 5) for w in (576, 1152)
              for r in (0, 1, 2)}
@@ -206,7 +206,7 @@ def test_sae_seed_separates_model_layer_width_and_replicate():
 
 
 def test_null_mmcs_matches_the_shapes_compared():
-    from rewardscope.sae import null_mmcs, random_dictionary
+    from rewardscope.studies.irm.sae import null_mmcs, random_dictionary
 
     square, wide = null_mmcs(64, 64, 32, n_draws=3).mean(), null_mmcs(64, 128, 32, n_draws=3).mean()
     assert wide > square + 0.02  # more rows to choose from: a higher chance level
@@ -219,7 +219,7 @@ def test_null_mmcs_matches_the_shapes_compared():
 
 
 def test_crossed_seed_cosines_detect_a_changed_dictionary_and_not_an_unchanged_one():
-    from rewardscope.sae import crossed_seed_cosines
+    from rewardscope.studies.irm.sae import crossed_seed_cosines
 
     rng = np.random.default_rng(0)
     atoms = rng.normal(size=(40, 16))
@@ -240,7 +240,7 @@ def test_crossed_seed_cosines_detect_a_changed_dictionary_and_not_an_unchanged_o
 
 
 def test_cross_reconstruction_finds_the_sae_of_other_data_worse():
-    from rewardscope.sae import cross_reconstruction, grouped_fvu
+    from rewardscope.studies.irm.sae import cross_reconstruction, grouped_fvu
 
     x_a, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=1)
     x_b, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=2)
@@ -256,7 +256,7 @@ def test_cross_reconstruction_finds_the_sae_of_other_data_worse():
 
 def test_cross_reconstruction_interval_carries_the_seed_spread_of_saes():
     """SAEs of one data set that differ only in seed: the interval must resample the replicates too."""
-    from rewardscope.sae import cross_reconstruction, grouped_fvu
+    from rewardscope.studies.irm.sae import cross_reconstruction, grouped_fvu
 
     x, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=1)
     unfamiliar, _ = planted_dictionary(d=16, n_features=32, n=2048, seed=2)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rewardscope import artifacts, lab
-from rewardscope.schedule import check_graph, critical_path, run_graph
+from rewardscope import artifacts, lab, zoo
+from rewardscope.lab.schedule import check_graph, critical_path, run_graph
 
 
 def _record(log: str, node: str) -> None:
@@ -80,5 +80,5 @@ def test_the_smoke_lab_builds_as_a_graph_on_two_cores(fresh_cache):
     assert all(isinstance(v, float) for v in result.values()), result
     for node in lab.build_graph("smoke"):
         if node != lab.POOL:
-            assert artifacts.is_complete(lab.entry(node).build())
+            assert artifacts.is_complete(zoo.entry(node).build())
     assert lab.build_graph("smoke")["seal-post-smoke"] == (lab.POOL, "sentiment-minilm-smoke")

@@ -167,7 +167,7 @@ def test_the_browser_check_finds_planted_faults(tmp_path):
 
 def _audit_pages() -> list[str]:
     """The Audits part of the staged smoke build: its page, the cards under it (added by the build), the explorer."""
-    from rewardscope.book import AUDITS_PAGE, build_dir
+    from rewardscope.runner.book import AUDITS_PAGE, build_dir
 
     toc = yaml.safe_load((build_dir(ROOT, "smoke") / "src" / "_toc.yml").read_text())
     chapters = next(p["chapters"] for p in toc["parts"] if any(c["file"] == AUDITS_PAGE for c in p["chapters"]))
@@ -180,7 +180,7 @@ def test_the_explorer_filters_tokens_offline(served_site):
     the rows that contain it; every request stays on the site (itables' offline mode: DataTables is in the page)."""
     import pandas as pd
 
-    from rewardscope.book import build_dir
+    from rewardscope.runner.book import build_dir
 
     pages = _audit_pages()
     cards = [p for p in pages if p.endswith("/card")]

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from rewardscope import load_reward_model, sweep
-from rewardscope.sweep import (
+from rewardscope import load_reward_model
+from rewardscope.lexicons import afinn_lexicon
+from rewardscope.studies.sweep import sweep
+from rewardscope.studies.sweep.sweep import (
     PROMPTS,
     decode_reencode_comparison,
     rank_agreement,
@@ -142,7 +144,7 @@ from accelerate import PartialState
 from accelerate.utils import PrepareForLaunch, patch_environment
 from torch.multiprocessing import start_processes
 from rewardscope import load_reward_model
-from rewardscope.sweep import vocabulary_sweep
+from rewardscope.studies.sweep.sweep import vocabulary_sweep
 
 def worker(model_dir, prompt):
     PartialState._reset_state()
@@ -266,7 +268,7 @@ def test_prefix_equals_naive_on_smollm2_weights():
 def test_shared_trunk_equals_each_rm_alone_on_smollm2_weights():
     """Two SmolLM2 RMs that share 26 of 30 layers (the second's top 4 layers, norm and head redrawn; the lab's RMs
     share 22)."""
-    from rewardscope.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
 
     rms = {}
     for name, seed in (("a", 1), ("b", 2)):
@@ -330,7 +332,7 @@ def test_score_moments_match_a_planted_exponential():
 def test_valence_and_frequency_slopes_recover_planted_coefficients():
     from wordfreq import word_frequency
 
-    lexicon = sweep.afinn_lexicon()
+    lexicon = afinn_lexicon()
     assert lexicon["love"] == 3 and all(" " not in w for w in lexicon)
     words = [w for w in lexicon if word_frequency(w, "en") > 0][:600]
     value = np.array([lexicon[w] for w in words])
@@ -416,7 +418,7 @@ def test_vocabulary_moments_use_every_token_of_each_rm():
 def _planted_afinn(freq_slope: float, pos_slope: float, neg_slope: float, prompts=("best", "worst")):
     from wordfreq import word_frequency
 
-    lexicon = sweep.afinn_lexicon()
+    lexicon = afinn_lexicon()
     words = [w for w in lexicon if word_frequency(w, "en") > 0][:500]
     value = np.array([lexicon[w] for w in words])
     log_freq = np.log(np.array([word_frequency(w, "en") for w in words]) * 1e6)
@@ -468,7 +470,7 @@ BACKBONES = {"s-D": "D", "h-D": "D", "s-E": "E", "h-E": "E"}
 
 
 def test_same_gold_pairs_takes_the_old_single_pair_and_rejects_malformed_pairs():
-    from rewardscope.param_rules import RuleError, check_values
+    from rewardscope.runner.param_rules import RuleError, check_values
 
     assert sweep.same_gold_pairs(["a", "b"]) == [("a", "b")]  # the old same_gold_pair
     assert sweep.same_gold_pairs([["a", "b"], ("c", "d")]) == [("a", "b"), ("c", "d")]
@@ -590,7 +592,7 @@ TWO_PROMPTS = {"greatest": PROMPTS["greatest"], "worst": PROMPTS["worst"]}
 
 
 def test_shared_trunk_sweeps_equal_each_model_swept_alone(family):
-    from rewardscope.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
 
     rms = {"base": family["base"], "sibling": family["sibling"]}
     shared = vocabulary_sweeps(rms, TWO_PROMPTS, batch_size=100, cache=False)
@@ -613,8 +615,8 @@ def test_shared_trunk_sweeps_equal_each_model_swept_alone(family):
 
 
 def test_sharing_stops_at_the_first_layer_whose_weights_differ(family):
-    from rewardscope.sweep import vocabulary_sweeps
-    from rewardscope.trunk import shared_depth
+    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep.trunk import shared_depth
 
     base = family["base"].model
     assert shared_depth([base, family["sibling"].model]) == 2
@@ -633,7 +635,7 @@ def test_sharing_stops_at_the_first_layer_whose_weights_differ(family):
 
 
 def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache, monkeypatch):
-    from rewardscope.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
 
     rms = {"base": family["base"], "sibling": family["sibling"]}
     reference = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), cache=False)
@@ -674,7 +676,7 @@ def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache
     ({"dtype": "int8"}, "dtype must be one of"),
 ])
 def test_shared_trunk_bad_input_fails_with_one_line(family, kwargs, match):
-    from rewardscope.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
 
     args = {"rms": {"base": family["base"], "sibling": family["sibling"]}, "prompts": TWO_PROMPTS, **kwargs}
     with pytest.raises(ValueError, match=match) as err:

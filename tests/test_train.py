@@ -6,7 +6,7 @@ import pytest
 
 from rewardscope import load_reward_model
 from rewardscope.data import chatterbot_prompts
-from rewardscope.train import BTConfig, pairwise_accuracy, train_reward_model
+from rewardscope.training.train import BTConfig, pairwise_accuracy, train_reward_model
 
 
 def _planted_pairs(n=160):
@@ -94,7 +94,7 @@ def test_cached_trunk_trains_like_the_plain_forward(tmp_path):
 
 def test_cached_trunk_stands_down_where_it_cannot_serve():
     """Dropout in the frozen layers (train and eval differ) or nothing frozen: the plain forward runs."""
-    from rewardscope.train import FrozenTrunk, _freeze, _frozen_trunk, load_backbone
+    from rewardscope.training.train import FrozenTrunk, _freeze, _frozen_trunk, load_backbone
 
     pairs = _planted_pairs(40)
     splits = {s: pairs[pairs["split"] == s] for s in ("train", "validation", "test")}

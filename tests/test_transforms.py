@@ -8,9 +8,17 @@ import pytest
 from scipy import stats
 from scipy.stats import norm
 
-from rewardscope.bon import best_of_n, bon_kl, compare_at_kl, exact_tilt, expected_best_of_n, tilt_betas, value_at_kl
 from rewardscope.rewards import load_reward_model
-from rewardscope.transforms import (
+from rewardscope.studies.transforms.bon import (
+    best_of_n,
+    bon_kl,
+    compare_at_kl,
+    exact_tilt,
+    expected_best_of_n,
+    tilt_betas,
+    value_at_kl,
+)
+from rewardscope.studies.transforms.transforms import (
     AggregateReward,
     aggregate,
     calibrate_temperature,
@@ -25,7 +33,7 @@ from rewardscope.transforms import (
     win_on_both,
     within_prompt_correlation,
 )
-from rewardscope.transforms import findings as transforms_findings
+from rewardscope.studies.transforms.transforms import findings as transforms_findings
 
 
 def naive_log_sigmoid(d):
@@ -430,7 +438,7 @@ def test_seed_interval_is_a_t_interval():
 
 
 def test_heldout_pairs_of_a_lab_rm_come_from_its_own_gold_and_split(monkeypatch):
-    from rewardscope import lab
+    from rewardscope.lab import recipes as lab
 
     calls = []
 
@@ -449,7 +457,7 @@ def test_heldout_pairs_of_a_lab_rm_come_from_its_own_gold_and_split(monkeypatch)
 
 
 def test_and_table_judges_by_the_gold_win_on_both_and_matches_a_direct_computation():
-    from rewardscope.transforms import AND_JUDGES, and_selectors, and_table
+    from rewardscope.studies.transforms.transforms import AND_JUDGES, and_selectors, and_table
 
     rng = np.random.default_rng(12)
     rm = {"a": rng.normal(size=(6, 8)), "b": rng.normal(size=(6, 8))}

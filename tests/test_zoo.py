@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rewardscope import load_reward_model
-from rewardscope.cli import main
+from rewardscope.runner.cli import main
 from rewardscope.zoo import ModelSpecError, embedded_names, read_sidecar, resolve
 
 
@@ -167,6 +167,9 @@ def test_importing_the_package_registers_nothing_and_the_first_lookup_fills_the_
     a notebook's run key still follows them, since resolving a lab name runs their code."""
     import subprocess
     import sys
+    from pathlib import Path
+
+    from rewardscope import zoo
 
     code = ("import sys, rewardscope; from rewardscope import zoo; "
             "print(any(m in sys.modules for m in zoo.PROVIDERS), zoo._ZOO.keys() >= {'sentiment-minilm'}); "
@@ -174,7 +177,8 @@ def test_importing_the_package_registers_nothing_and_the_first_lookup_fills_the_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "True"]
 
-    from rewardscope.book import library_modules
+    from rewardscope.runner.book import library_modules
 
-    names = {p.name for p in library_modules(["from rewardscope import load_reward_model"])}
-    assert {"zoo.py", "lab.py", "replicas.py"} <= names
+    package = Path(zoo.__file__).parent
+    names = {p.relative_to(package).as_posix() for p in library_modules(["from rewardscope import load_reward_model"])}
+    assert {"zoo.py", "lab/__init__.py", "lab/recipes.py", "replicas.py"} <= names

@@ -200,7 +200,7 @@ def resolve_data(spec: str | os.PathLike) -> DataSource:
     if spec in DATA_ALIASES:
         return DataSource(spec, "hub", DATA_ALIASES[spec])
     if spec.startswith("replica:"):  # a tiny local copy of a hub data set, in its layout (the replica profile)
-        from .replica_profile import data_replica
+        from .replicas import data_replica
 
         try:
             return DataSource(spec, "directory", str(data_replica(spec)))

@@ -46,6 +46,7 @@ The families and what they pin down:
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import math
 import zlib
@@ -762,3 +763,52 @@ def zoo_entries() -> None:
     """Add ``replica:<hub id>`` for every replica to the zoo (its first lookup calls this, once)."""
     for replica in REPLICAS.values():
         _register(replica)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data replicas: small local copies of hub data sets in the hub's own layout
+
+DATA_VERSION = 1
+
+
+def _hh_dialogue(prompt: str, answer: str) -> str:
+    return f"\n\nHuman: {prompt}\n\nAssistant: {answer}"
+
+
+def _build_hh_rlhf(out: Path) -> None:
+    """hh-rlhf's hub layout: <subset>/{train,test}.jsonl.gz, rows {chosen, rejected} in its plain-text format."""
+    from .data import chatterbot_dialogues
+
+    turns = [d for d in chatterbot_dialogues() if len(d) >= 2]
+    pairs = [(d[0], d[1], turns[(i * 7 + 3) % len(turns)][1]) for i, d in enumerate(turns)]
+    subsets = {"helpful-base": pairs[0::2], "harmless-base": pairs[1::2]}
+    for subset, rows in subsets.items():
+        (out / subset).mkdir()
+        cut = max(1, len(rows) // 5)
+        for split, part in (("test", rows[:cut]), ("train", rows[cut:])):
+            lines = [json.dumps({"chosen": _hh_dialogue(p, good), "rejected": _hh_dialogue(p, bad)})
+                     for p, good, bad in part if good != bad]
+            with gzip.open(out / subset / f"{split}.jsonl.gz", "wt", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+
+
+def _build_jigsaw(out: Path) -> None:
+    """jaredjoss/jigsaw-long-2000's hub layout: data/train-*.parquet with a ``prompt`` column."""
+    import pandas as pd
+
+    from .data import review_openings
+
+    prompts = [f"{opening} and then" for opening in review_openings(seed=0)][:400]
+    (out / "data").mkdir()
+    pd.DataFrame({"prompt": prompts}).to_parquet(out / "data" / "train-00000-of-00001.parquet", index=False)
+
+
+DATA_REPLICAS = {"Anthropic/hh-rlhf": _build_hh_rlhf, "jaredjoss/jigsaw-long-2000": _build_jigsaw}
+
+
+def data_replica(spec: str) -> Path:
+    """The local directory of ``replica:<hub data set id>`` (built and cached on first use)."""
+    hub_id = spec.removeprefix(PREFIX)
+    if hub_id not in DATA_REPLICAS:
+        raise ValueError(f"no data replica {spec!r}; data replicas: {', '.join(PREFIX + k for k in DATA_REPLICAS)}")
+    return artifacts.cached("replica-data", {"hub_id": hub_id}, DATA_VERSION, DATA_REPLICAS[hub_id]).path

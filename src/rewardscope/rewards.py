@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import hf
+from .lexicons import WORD
 from .zoo import ModelSpecError, read_sidecar, resolve
 
 logger = logging.getLogger(__name__)
@@ -120,9 +121,6 @@ class ResponseReward(RewardModel):
         return np.array([self.fn(r) for r in responses], dtype=np.float64)
 
 
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-
-
 @register_kind("vader-utility")
 def _vader_utility() -> RewardModel:
     """The IRM paper's token-utility reward: sum of VADER valences of the words, /5, clipped to ±10.
@@ -133,7 +131,7 @@ def _vader_utility() -> RewardModel:
     lexicon = _vader().lexicon
 
     def utility(text: str) -> float:
-        total = sum(lexicon.get(word, 0.0) for word in _WORD.findall(text.lower()))
+        total = sum(lexicon.get(word, 0.0) for word in WORD.findall(text.lower()))
         return float(np.clip(total / 5.0, -10.0, 10.0))
 
     return ResponseReward("vader-utility", utility)
@@ -150,7 +148,7 @@ def _vader_compound() -> RewardModel:
 def _concise() -> RewardModel:
     """Minus the number of words of the response: shorter is better (the lab's property that conflicts with
     the helpfulness proxy, whose length guard and topicality favour longer answers)."""
-    return ResponseReward("concise", lambda text: -float(len(_WORD.findall(text.lower()))))
+    return ResponseReward("concise", lambda text: -float(len(WORD.findall(text.lower()))))
 
 
 @register_kind("afinn")

@@ -37,10 +37,10 @@ from typing import Any
 
 import nbformat
 
-from . import progress as progress_bars
-from .artifacts import BUILD_LOG_ENV, atomic_write_text, build_log
+from .. import progress as progress_bars
+from ..artifacts import BUILD_LOG_ENV, atomic_write_text, build_log
+from ..zoo import PROVIDERS
 from .params import AUDIT, ParameterError, check_parameters, load_profile, profile_label
-from .zoo import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +112,18 @@ def _tree_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-# The runner and the command line: they execute notebooks, check parameters and render the report; notebooks
-# never call them, so editing them must not cost an hour of reruns.
-RUNNER_MODULES = ("book.py", "cli.py", "_execute.py", "params.py", "param_rules.py")
-PACKAGE = Path(__file__).parent
+PACKAGE = Path(__file__).parents[1]
+# The runner (this folder): it executes notebooks, checks parameters and renders the report; notebooks never call
+# it, so editing it must not cost an hour of reruns.
+RUNNER = "runner"
+
+
+def _in_runner(path: Path) -> bool:
+    return path.relative_to(PACKAGE).parts[0] == RUNNER
 
 
 def _module_file(dotted: str) -> Path | None:
-    """The file of a ``rewardscope`` module (``rewardscope.sweep`` -> .../sweep.py), or None outside the package."""
+    """The file of a ``rewardscope`` module (``rewardscope.studies.sweep.sweep`` -> .../sweep.py), or None outside it."""
     parts = dotted.split(".")
     if parts[0] != PACKAGE.name:
         return None
@@ -163,7 +167,7 @@ def library_modules(sources: list[str]) -> list[Path]:
     """The library files that code importing as ``sources`` runs: its ``rewardscope`` imports, transitively.
 
     Importing ``rewardscope.a.b`` runs the package's ``__init__`` and ``a``'s, so those count too. The runner
-    (``RUNNER_MODULES``) is left out: notebooks never call it.
+    (the ``runner`` folder) is left out: notebooks never call it.
     """
     todo = set().union(*(_imports(_parse(source), "") for source in sources))
     seen: set[Path] = set()
@@ -172,7 +176,7 @@ def library_modules(sources: list[str]) -> list[Path]:
         parts = dotted.split(".")
         for depth in range(1, len(parts) + 1):
             path = _module_file(".".join(parts[:depth]))
-            if path is None or path in seen or path.name in RUNNER_MODULES:
+            if path is None or path in seen or _in_runner(path):
                 continue
             seen.add(path)
             module = ".".join(parts[:depth])
@@ -189,7 +193,7 @@ def dependency_hashes(root: Path, sources: list[str] | None = None) -> dict[str,
     Without ``sources``: the whole library (not its runner), for callers that key outside the book.
     """
     if sources is None:
-        library = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p.name not in RUNNER_MODULES)
+        library = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and not _in_runner(p))
     else:
         library = library_modules(sources)
     pins = sorted((root / "requirements").glob("*.txt")) if (root / "requirements").is_dir() else []
@@ -305,7 +309,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *
         spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
                 "timeout": timeout, "progress": str(sink) if progress else None, "log_output": log_output}
         # The runner and its kernel die with this process, even on kill -9 (see _execute.die_with_parent)
-        proc = subprocess.run([sys.executable, "-m", "rewardscope._execute", json.dumps(spec), str(os.getpid())],
+        proc = subprocess.run([sys.executable, "-m", "rewardscope.runner.execute", json.dumps(spec), str(os.getpid())],
                               env=env, stdout=subprocess.PIPE, stderr=None if log_output else subprocess.PIPE, text=True)
         if follower is not None:
             stop.set()
@@ -542,7 +546,7 @@ def _prebuild_lab(scale: str, jobs: int, log: Path) -> None:
 
     A failure is only logged: the notebook that needs the entry hits it again and shows the traceback.
     """
-    from .lab import prebuild
+    from ..lab.recipes import prebuild
 
     logger.info("building the lab (%s scale) on %d cores", scale, jobs)
     saved = {k: os.environ.get(k) for k in (BUILD_LOG_ENV, "REWARDSCOPE_NOTEBOOK")}
@@ -736,7 +740,7 @@ def audit_settings(root: Path, profile: str | Path) -> tuple[dict[str, Any], lis
 def audit_jobs(specs: list[str], base: dict[str, Any], out: Path, root: Path) -> list[tuple[str, Path, dict[str, Any]]]:
     """(spec, card folder under ``out``, notebook parameters) for each spec, every one checked before any compute:
     names, types, values, that the spec loads here and returns one scalar, that its folder can be written."""
-    from .audit import safe_name, scalar_reward_problem
+    from ..studies.audit.audit import safe_name, scalar_reward_problem
 
     notebook = audit_notebook(root)
     if not isinstance(specs, list) or not specs:
@@ -805,7 +809,7 @@ def run_audit(specs: list[str], parameters: dict[str, Any] | None = None, profil
     records = [_run_audit(root, spec, directory, values, label, progress) for spec, directory, values in jobs]
     done = [Path(r.directory) for r in records if (Path(r.directory) / "card.md").is_file()]
     if done:
-        from .audit import comparison_markdown, read_cards
+        from ..studies.audit.audit import comparison_markdown, read_cards
 
         atomic_write_text(out / "comparison.md", "# Reward-model cards compared\n\n"
                           + comparison_markdown(read_cards(done), [f"{d.name}/card.md" for d in done]))
@@ -843,7 +847,7 @@ def _stage_audits(root: Path, stage: Path, jobs: list[tuple[str, Path, dict[str,
                   progress: bool) -> RunRecord:
     """The Audits part's generated pages: the comparison table (included by book/audits.md), the cards in the staged
     table of contents, and the explorer notebook, rerun when its code, the library or a card changed."""
-    from .audit import CARD_JSON, SWEEPS_FILE, comparison_markdown, read_cards
+    from ..studies.audit.audit import CARD_JSON, SWEEPS_FILE, comparison_markdown, read_cards
 
     folders = [directory for _, directory, _ in jobs if (directory / "card.md").is_file()]
     links = [f"../{AUDITS}/{d.name}/card.md" for d in folders]

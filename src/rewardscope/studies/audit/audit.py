@@ -47,14 +47,14 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _check_rm(rm: Any) -> None:
-    from .rewards import RewardModel
+    from ...rewards import RewardModel
 
     if not isinstance(rm, RewardModel):
         raise TypeError(f"rm must be a RewardModel (from load_reward_model), got {type(rm).__name__}")
 
 
 def _is_hf(rm: Any) -> bool:
-    from .rewards import HFRewardModel
+    from ...rewards import HFRewardModel
 
     return isinstance(rm, HFRewardModel)
 
@@ -95,7 +95,7 @@ def interval(estimate: Any, low: Any = None, high: Any = None, n: int | None = N
 
 
 def _bootstrap(values, statistic: Callable, n_resamples: int, seed: int, unit: str, **extra: Any) -> dict[str, Any]:
-    from .stats import bootstrap_ci
+    from ...stats import bootstrap_ci
 
     values = np.asarray(values)
     if len(values) < 2:
@@ -139,7 +139,7 @@ def describe_model(rm: Any, spec: str | None = None) -> dict[str, Any]:
     _check_rm(rm)
     out: dict[str, Any] = {"spec": spec or rm.name, "kind": rm.kind}
     if _is_hf(rm):
-        from .zoo import model_identity, read_sidecar
+        from ...zoo import model_identity, read_sidecar
 
         meta = read_sidecar(rm.path)
         out.update(identity=model_identity(rm.path), path=str(rm.path), parameters=int(rm.parameters),
@@ -168,12 +168,12 @@ def probe_pairs(data: str = "lab", lab_scale: str = "default", n_pairs: int | No
     if n_pairs is not None:
         _check_count("n_pairs", n_pairs)
     if data == "lab":
-        from .lab import recipe_pairs
+        from ...lab.recipes import recipe_pairs
 
         pairs = recipe_pairs("seal-post", lab_scale).rename(columns={"chosen_score": "chosen_gold",
                                                                       "rejected_score": "rejected_gold"})
     else:
-        from .data import hh_rlhf_heldout_pairs
+        from ...data import hh_rlhf_heldout_pairs
 
         pairs = hh_rlhf_heldout_pairs(data, n=n_pairs)
     if split is not None:
@@ -192,7 +192,7 @@ def probe_pairs(data: str = "lab", lab_scale: str = "default", n_pairs: int | No
 
 def score_probe(rm: Any, pairs: pd.DataFrame, cache: dict | None = None, batch_size: int | None = None) -> pd.DataFrame:
     """``pairs`` with the RM's ``chosen_reward`` and ``rejected_reward`` (each distinct text scored once)."""
-    from .imprint import score_pairs
+    from ..seal.imprint import score_pairs
 
     _check_rm(rm)
     pairs = _check_pairs(pairs)
@@ -247,8 +247,8 @@ def inputs_section(rm: Any, prompts: Sequence[str], responses: Sequence[str], lo
     """
     from scipy import stats
 
-    from .hf import template_token_ids
-    from .rewards import check_pairs
+    from ...hf import template_token_ids
+    from ...rewards import check_pairs
 
     _check_rm(rm)
     prompts, responses = check_pairs(prompts, responses)
@@ -308,7 +308,8 @@ def vocabulary_token_ids(rm: Any, vocab_tokens: int = 0, seed: int = 0) -> tuple
     """(ids to sweep, the random part of them): ``vocab_tokens`` = 0 sweeps the whole vocabulary (None, None);
     otherwise the identity terms and AFINN words of the vocabulary plus ``vocab_tokens`` random ids, so the
     identity and frequency lenses have their words even in a small sweep."""
-    from .sweep import IDENTITY_TERMS, afinn_lexicon, probe_token_ids
+    from ...lexicons import afinn_lexicon
+    from ..sweep.sweep import IDENTITY_TERMS, probe_token_ids
 
     _check_count("vocab_tokens", vocab_tokens, 0)
     if vocab_tokens == 0:
@@ -327,9 +328,9 @@ def vocabulary_sweeps(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 0
     """(token sweeps of ``prompts`` by the RM, then by each of ``others`` that has a vocabulary: columns rm (the
     RM's name, or its key in ``others``), prompt, token_id, token, score; the random ids among the RM's ids), or
     (None, None) for a rule reward. Sweeps are cached. Over the whole vocabulary (``vocab_tokens`` = 0) the models
-    are swept together as chapter 3 sweeps them (:func:`rewardscope.sweep.vocabulary_sweeps`): models that share
+    are swept together as chapter 3 sweeps them (:func:`rewardscope.studies.sweep.sweep.vocabulary_sweeps`): models that share
     their bottom layers (the lab's decoder RMs) compute them once, and the chapter's cache entries are reused."""
-    from .sweep import vocabulary_sweeps as sweep_together
+    from ..sweep.sweep import vocabulary_sweeps as sweep_together
 
     _check_rm(rm)
     if not isinstance(prompts, Mapping) or not prompts:
@@ -358,10 +359,10 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
 
     ``others`` ({name: reward model}) places the RM among other RMs on the first prompt: Kendall τ with each over
     the tokens whose decoded strings all of them share (interval over tokens) and chapter 3's MDS map of 1 − τ."""
-    from .stats import bootstrap_ci
-    from .sweep import (
+    from ...lexicons import afinn_lexicon
+    from ...stats import bootstrap_ci
+    from ..sweep.sweep import (
         FRAME_MATCH,
-        afinn_lexicon,
         asymmetry_interval,
         frequency_bias,
         frequency_slope_interval,
@@ -446,7 +447,7 @@ def vocabulary_neighbours(sweep: pd.DataFrame, others: Mapping[str, Any], prompt
     (taken from ``sweep`` where it is there, else swept; cached), Kendall τ with
     the audited RM over the shared vocabulary (chapter 3's: decoded strings present in every sweep, duplicates
     dropped) with an interval over tokens (at most 200 resamples, each a full τ), and the MDS map of 1 − τ."""
-    from .sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval
+    from ..sweep.sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval
 
     check_sweeps(sweep)
     if not isinstance(others, Mapping) or not others:
@@ -483,7 +484,7 @@ def vocabulary_neighbours(sweep: pd.DataFrame, others: Mapping[str, Any], prompt
 
 
 def _chapter_prompts() -> set[str]:
-    from .sweep import PROMPTS
+    from ..sweep.sweep import PROMPTS
 
     return set(PROMPTS.values())
 
@@ -497,14 +498,14 @@ def imprint_section(rm: Any, pairs: pd.DataFrame, features: Sequence[str] | None
                     batch_size: int | None = None) -> dict[str, Any]:
     """Chapter 4's feature imprint of ``rm`` on labelled probe pairs, and its agreement with their labels.
 
-    Every text of every pair is labelled with ``features`` (default :data:`rewardscope.labels.FEATURES`, targets
+    Every text of every pair is labelled with ``features`` (default :data:`rewardscope.studies.seal.labels.FEATURES`, targets
     then spoilers); length and eloquence are standardised over the texts, as in the chapter. The RM's score is
     regressed on the features that are identifiable here (a constant or redundant feature is dropped and named)
     with cluster-robust errors over ``cluster`` (default the prompt: a prompt's pairs share their responses, so a
     pair is nested in it). Agreement is the share of pairs scored chosen > rejected, interval over prompts.
     """
-    from . import labels
-    from .imprint import feature_imprint, identifiable_features, share_ci, stack_pairs
+    from ..seal import labels
+    from ..seal.imprint import feature_imprint, identifiable_features, share_ci, stack_pairs
 
     _check_rm(rm)
     pairs = _check_pairs(pairs)
@@ -565,8 +566,8 @@ def imprint_section(rm: Any, pairs: pd.DataFrame, features: Sequence[str] | None
 
 def _rewrite_shift(rm: Any, texts: pd.DataFrame, kind: str, n_bootstrap: int, seed: int, cache: dict | None,
                    batch_size: int | None) -> dict[str, Any]:
-    from .imprint import feature_imprint, score_pairs
-    from .rewrite import REWRITES
+    from ..seal.imprint import feature_imprint, score_pairs
+    from ..seal.rewrite import REWRITES
 
     fn = REWRITES[kind]
     rewritten = texts.assign(rewritten=[fn(t) for t in texts["text"]])
@@ -581,7 +582,7 @@ def _rewrite_shift(rm: Any, texts: pd.DataFrame, kind: str, n_bootstrap: int, se
            "mean_abs_change": _bootstrap(np.abs(delta), np.mean, n_bootstrap, seed, "texts"),
            "score_sd": _number(sd)}
     if kind == "flip":  # which way: the chapter's sensitivity of Δ reward to Δ VADER sentiment
-        from .rewards import load_reward_model
+        from ...rewards import load_reward_model
 
         vader = load_reward_model("vader-compound")
         frame = pd.DataFrame({"prompt_id": changed["prompt_id"], "d_reward": delta,
@@ -603,7 +604,7 @@ def _rewrite_shift(rm: Any, texts: pd.DataFrame, kind: str, n_bootstrap: int, se
 def robustness_section(rm: Any, pairs: pd.DataFrame, n_bootstrap: int = 1000, seed: int = 0,
                        cache: dict | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Score change of the probe texts under a meaning-preserving paraphrase and under a sentiment flip
-    (:mod:`rewardscope.rewrite`), with intervals over the texts each rewrite changed; for the flip also the
+    (:mod:`rewardscope.studies.seal.rewrite`), with intervals over the texts each rewrite changed; for the flip also the
     slope of the score change on the VADER sentiment change (which way the RM follows sentiment)."""
     _check_rm(rm)
     texts = _texts(_check_pairs(pairs))
@@ -616,7 +617,7 @@ def robustness_section(rm: Any, pairs: pd.DataFrame, n_bootstrap: int = 1000, se
 
 
 def _temperature(chosen: np.ndarray, rejected: np.ndarray, n_bootstrap: int, seed: int) -> dict[str, Any]:
-    from .transforms import calibrate_temperature
+    from ..transforms.transforms import calibrate_temperature
 
     # T scales with the scores (T(r / s) = T(r) / s): fit on scores in units of their sd, so that an RM whose scores
     # differ by 1e-5 is not pinned at the fit's bounds, and scale back
@@ -639,11 +640,11 @@ def transform_section(rm: Any, pairs: pd.DataFrame, calibration: pd.DataFrame | 
                       seed: int = 0, cache: dict | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Chapter 5's lenses: the Bradley–Terry temperature T fitted on labelled pairs (``calibration``, default
     ``pairs``; interval over pairs); the per-prompt reference r_ref (the ``quantile`` of the RM's scores of each
-    prompt's probe responses, :func:`rewardscope.transforms.reference_reward`) and how strongly
+    prompt's probe responses, :func:`rewardscope.studies.transforms.transforms.reference_reward`) and how strongly
     u = log σ((r − r_ref)/T) compresses scores above it: the mean slope du/dr above the reference over the mean
     slope below (1: no compression; interval over prompts); and, where the probe set has a gold, the best-of-k
     gain: the gold of the response the RM ranks first minus the mean gold of the prompt's responses."""
-    from .transforms import log_sigmoid_transform, reference_reward
+    from ..transforms.transforms import log_sigmoid_transform, reference_reward
 
     _check_rm(rm)
     pairs = _check_pairs(pairs)
@@ -721,7 +722,7 @@ def transform_section(rm: Any, pairs: pd.DataFrame, calibration: pd.DataFrame | 
 def build_card(model: Mapping[str, Any], sections: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
                seconds: float | None = None) -> dict[str, Any]:
     """The card: header (``model`` from :func:`describe_model`), the sections, the verdict, as plain JSON."""
-    from . import __version__
+    from ... import __version__
 
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -751,7 +752,7 @@ def _ci(item: Mapping[str, Any], digits: int = 3, percent: bool = False, signed:
 
 def decided(item: Any, null: float = 0.0) -> bool | None:
     """Whether an interval of the card excludes ``null`` (True/False), or None where there is no interval."""
-    from .findings import excludes
+    from ...findings import excludes
 
     if not isinstance(item, Mapping) or item.get("low") is None or item.get("high") is None:
         return None
@@ -1046,8 +1047,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 def write_card(card: Mapping[str, Any], directory: str | Path, sweeps: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write ``card.json`` and ``card.md`` into ``directory`` (made if needed), each atomically, and with ``sweeps``
     (:func:`vocabulary_sweeps`) ``sweeps.parquet``, which the book's explorer reads."""
-    from .artifacts import atomic_write_bytes, atomic_write_text
-    from .sweep import check_sweeps
+    from ...artifacts import atomic_write_bytes, atomic_write_text
+    from ..sweep.sweep import check_sweeps
 
     if not isinstance(card, Mapping):
         raise TypeError(f"card must be a mapping, got {type(card).__name__}")
@@ -1166,7 +1167,7 @@ def token_table(sweeps: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     decoded token (shown as :func:`_show` prints it), and for each (RM, prompt) the token's score (``digits``
     decimals) and rank (1 = optimal; ties share the best rank). A string that several ids of one RM decode to keeps
     its best-ranked id; a token that an RM's vocabulary lacks is empty there."""
-    from .sweep import check_sweeps
+    from ..sweep.sweep import check_sweeps
 
     sweeps = check_sweeps(sweeps)
     _check_count("digits", digits, 0)
@@ -1232,9 +1233,9 @@ def mds_svg(card: Mapping[str, Any]) -> str | None:
 def scalar_reward_problem(spec: str, options: Mapping[str, Any] | None = None) -> str | None:
     """Why ``spec`` cannot give one scalar reward per pair, read from metadata only (nothing is loaded or built);
     None when it can, or when only running it could tell (custom code, a hub model not yet downloaded)."""
-    from .hf import custom_class, read_config
-    from .rewards import reward_kinds
-    from .zoo import embedded_names, entry, local_path, read_sidecar
+    from ...hf import custom_class, read_config
+    from ...rewards import reward_kinds
+    from ...zoo import embedded_names, entry, local_path, read_sidecar
 
     options = dict(options or {})
     if spec in reward_kinds():
@@ -1272,7 +1273,7 @@ def scalar_reward_problem(spec: str, options: Mapping[str, Any] | None = None) -
 
 
 def _hub_cached(spec: str) -> Path | None:
-    from .zoo import _HUB_ID
+    from ...zoo import _HUB_ID
 
     if not _HUB_ID.match(spec) or spec.startswith((".", "/", "~")):
         return None
@@ -1288,6 +1289,6 @@ def _hub_cached(spec: str) -> Path | None:
 
 def default_card_dir(spec: str) -> Path:
     """Where a card goes when no folder is given: ``_build/audits/<safe name>`` under the caller's folder."""
-    from .zoo import local_path
+    from ...zoo import local_path
 
     return local_path(Path("_build") / "audits" / safe_name(spec))

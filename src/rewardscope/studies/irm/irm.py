@@ -2,7 +2,7 @@
 
 The paper asks what an RLHF-tuned LM learned about its reward: (1) rank the blocks by how far tuning moved
 their parameters (:func:`layer_divergence`); (2) train sparse autoencoders on those blocks' MLP outputs
-(:mod:`rewardscope.sae`); (3) build contrastive sentences that differ in one valenced word and measure how
+(:mod:`rewardscope.studies.irm.sae`); (3) build contrastive sentences that differ in one valenced word and measure how
 far the SAE features at that word move away from a neutral variant (:func:`contrastive_triples`,
 :func:`divergence_target`); (4) fit a ridge regression from SAE features to that signed divergence, "the
 linear function fit to the IRM" (:class:`LinearIRM`); (5) compare its outputs with the true per-token VADER
@@ -21,16 +21,14 @@ reconstruction by feature index); the concatenated feature columns carry their (
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ...lexicons import ANTONYMS, WORD, vader_lexicon
 from .activations import decoder_blocks
-from .rewrite import ANTONYMS
 from .sae import SAE
 
 NEUTRAL_WORDS = ("ordinary", "usual", "typical", "regular", "standard", "average", "plain", "normal", "common")
@@ -39,7 +37,7 @@ NEUTRAL_WORDS = ("ordinary", "usual", "typical", "regular", "standard", "average
 NEGATIVE_WORDS = ("awful", "terrible", "horrible", "bad", "dreadful", "disgusting", "miserable", "worst", "hate", "sad",
                   "ugly", "nasty", "boring", "disappointing", "useless", "painful", "poor", "depressing", "hopeless",
                   "pathetic", "annoying", "weak", "dull", "gloomy", "unpleasant", "worse", "lousy", "tragic", "cruel")
-"""Replacements for a positive word without an antonym in :data:`rewardscope.rewrite.ANTONYMS` (a fixed list,
+"""Replacements for a positive word without an antonym in :data:`rewardscope.lexicons.ANTONYMS` (a fixed list,
 so that no slur from the lexicon's negative end is ever written into a sentence)."""
 
 NEGATIVE_MAX_VALENCE = -1.5
@@ -67,7 +65,6 @@ with a blocklisted word as a prefix (``bitchiness``, ``whoremonger``) are droppe
 
 TRIPLE_COLUMNS = ("text_index", "positive", "negative", "neutral", "positive_word", "negative_word", "neutral_word",
                   "positive_valence", "negative_valence")
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,19 +117,6 @@ def layer_divergence(base, tuned, top_k: int | None = None) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------------
 # The lexicon and the contrastive sentences
-
-
-@lru_cache(maxsize=1)
-def vader_lexicon() -> dict[str, float]:
-    """VADER's 7,506 entries, token -> mean valence in [-4, 4], read from the vaderSentiment wheel."""
-    from .zoo import resolve
-
-    lexicon = {}
-    for line in (resolve("vader") / "vader_lexicon.txt").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            token, valence = line.split("\t")[:2]
-            lexicon[token] = float(valence)
-    return lexicon
 
 
 def _lexicon(lexicon: Mapping[str, float] | None) -> Mapping[str, float]:
@@ -191,7 +175,7 @@ def contrastive_triples(texts: Sequence[str], lexicon: Mapping[str, float] | Non
     valences (2.0 for VADER at 0.75) and strongly negative if at most the 1 - ``quantile`` quantile of its
     negative ones (-2.1). For each text whose first strongly positive word has no strongly negative word before
     it, the text is cut after that word (the paper's ``trim_example``: the target is the last token) and the
-    word is replaced by its antonym (:data:`rewardscope.rewrite.ANTONYMS`, if VADER-negative and ``antonyms``)
+    word is replaced by its antonym (:data:`rewardscope.lexicons.ANTONYMS`, if VADER-negative and ``antonyms``)
     or else by a word drawn from ``negative_words``, and by one from ``neutral_words`` for the neutral variant.
     Draws use ``seed`` and the text's index. Case is kept. Texts without a target are left out. With
     ``antonyms=False`` every negative word is drawn, so a large ``negative_words`` (:func:`negative_lexicon_words`)
@@ -213,7 +197,7 @@ def contrastive_triples(texts: Sequence[str], lexicon: Mapping[str, float] | Non
     if isinstance(quantile, bool) or not isinstance(quantile, int | float) or not 0 < quantile < 1:
         raise ValueError(f"quantile must be a number in (0, 1), got {quantile!r}")
     lexicon = _lexicon(lexicon)
-    words = {w: v for w, v in lexicon.items() if _WORD.fullmatch(w)}
+    words = {w: v for w, v in lexicon.items() if WORD.fullmatch(w)}
     positive = np.array([v for v in words.values() if v > 0])
     negative = np.array([v for v in words.values() if v < 0])
     if not len(positive) or not len(negative):
@@ -229,7 +213,7 @@ def contrastive_triples(texts: Sequence[str], lexicon: Mapping[str, float] | Non
 
     rows = []
     for index, text in enumerate(texts):
-        for match in _WORD.finditer(text):
+        for match in WORD.finditer(text):
             word = match.group(0).lower()
             valence = words.get(word, 0.0)
             if valence <= low:
@@ -600,10 +584,10 @@ def findings(results: Mapping) -> list:
       negative words, paired over words; holds if above 0.
     * ``cross_reconstruction``: ``difference``, ``low``, ``high``, ``n`` (generations), ``replicates``, ``base``,
       ``tuned``: the base SAEs' FVU on the tuned policy's own generations minus the tuned SAEs', interval over SAE
-      replicate pairs widened by the spread over generations (:func:`rewardscope.sae.cross_reconstruction`);
+      replicate pairs widened by the spread over generations (:func:`rewardscope.studies.irm.sae.cross_reconstruction`);
       holds if above 0.
     """
-    from .findings import decide, not_a_test
+    from ...findings import decide, not_a_test
 
     if not isinstance(results, Mapping):
         raise ValueError("results must be a mapping of result name -> numbers")

@@ -1,6 +1,6 @@
 """Run one notebook with papermill in this process and report its peak memory.
 
-Invoked by ``rewardscope.book`` as ``python -m rewardscope._execute SPEC_JSON``, one process per
+Invoked by ``rewardscope.runner.book`` as ``python -m rewardscope.runner.execute SPEC_JSON``, one process per
 notebook, so that ``RUSAGE_CHILDREN`` measures that notebook's kernel alone.
 """
 

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .rewards import check_pairs, load_reward_model
+from ...rewards import check_pairs, load_reward_model
 
 HELPFUL_MIN_WORDS = 5
 """*helpful* needs at least this many words in the answer: a greeting or a one-word reply does not
@@ -284,7 +284,7 @@ MiniLM helpfulness proxy, the toxicity classifier). Not features: for comparison
 TARGETS_SHARE_GOLD_SIGNALS = False
 """Whether :data:`TARGETS` are computed from the signals the lab's helpful-and-harmless gold is made
 of. False: *helpful* uses word overlap and *harmless* the AFINN lexicon; pass it to
-:func:`rewardscope.imprint.seal_results`, which marks the target rows "not a test here" when True."""
+:func:`rewardscope.studies.seal.imprint.seal_results`, which marks the target rows "not a test here" when True."""
 BINARY = ("helpful", "harmless", "refusal", "insult", "anthropomorphic", "coherent", "helpful_proxy",
           "harmless_proxy")
 
@@ -371,7 +371,7 @@ def lm_labels(prompts: Sequence[str], responses: Sequence[str], policy="smollm2-
     Returns one row per text with a column per feature (NaN where the answer could not be read)
     and ``raw``, the model's answer.
     """
-    from .policy import Policy, load_policy
+    from ...policy import Policy, load_policy
 
     prompts, responses = check_pairs(prompts, responses)
     model = policy if isinstance(policy, Policy) else load_policy(policy)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifacts, hf
-from .zoo import entry, read_sidecar, register, register_cached, write_sidecar
+from .. import artifacts, hf
+from ..zoo import entry, read_sidecar, register, register_cached, write_sidecar
 
 VERSION = 4  # 2: distinct prompt texts, pairs split by text (v1 let 31 of 1,000 ids share 7 texts across splits);
 # 3: the pool sampled by rewardscope.sampling (one seeded stream per prompt), so pairs and RMs are rebuilt with it;
@@ -79,7 +79,7 @@ SCALES = {
 
 def lab_prompts(scale: Scale) -> pd.DataFrame:
     """The pool's prompts: source and text, chatterbot first, in a seeded order."""
-    from .data import prompts_from
+    from ..data import prompts_from
 
     chat = prompts_from("chatterbot", scale.chatterbot_prompts, seed=0)
     reviews = prompts_from("drug-reviews", scale.review_prompts, seed=0)  # distinct texts within and across sources
@@ -103,10 +103,10 @@ def sample_pool_path(scale: Scale) -> Path:
     """The cache directory of a scale's sample pool (built on first use)."""
 
     def build(out: Path) -> None:
+        from ..policy import load_policy
+        from ..rewards import load_reward_model
         from .pairs import label_pool
         from .pairs import sample_pool as draw
-        from .policy import load_policy
-        from .rewards import load_reward_model
 
         prompts = lab_prompts(scale)
         policy = load_policy(scale.policy, dtype=scale.sample_dtype)
@@ -128,7 +128,7 @@ def derived_golds(pool: pd.DataFrame) -> pd.DataFrame:
 
 def preference_pairs(scale: Scale, gold: str, margin: float, label_noise: float = 0.0) -> pd.DataFrame:
     """Pairs of the scale's pool labelled by ``gold`` (cached as a `datasets` parquet file); ``label_noise``: the
-    share of labels flipped, drawn from Bradley–Terry (see :func:`rewardscope.pairs.preference_pairs`)."""
+    share of labels flipped, drawn from Bradley–Terry (see :func:`rewardscope.lab.pairs.preference_pairs`)."""
     from datasets import Dataset
 
     from .pairs import preference_pairs as make_pairs
@@ -212,7 +212,7 @@ def _recipe_key(recipe) -> dict:
 
 def rm_config(recipe: RMRecipe, scale: Scale):
     """(training config, gold, margin) of a lab RM recipe at a scale."""
-    from .train import BTConfig
+    from ..training.train import BTConfig
 
     if recipe.backbone == "encoder":
         backbone, trainable, epochs = scale.encoder, "all", scale.encoder_epochs
@@ -241,7 +241,7 @@ def rm_params(recipe: RMRecipe, scale: Scale) -> dict:
 
 
 def build_reward_model(recipe: RMRecipe, scale: Scale, out: Path) -> None:
-    from .train import train_reward_model
+    from ..training.train import train_reward_model
 
     config, gold, margin = rm_config(recipe, scale)
     pairs = recipe_pairs(recipe, scale)
@@ -282,7 +282,7 @@ POLICY_RECIPES = {r.name: r for r in (
 
 def rl_prompts(recipe: PolicyRecipe, scale: Scale) -> tuple[list[str], list[str]]:
     """(training prompts, held-out prompts) of a policy recipe: disjoint, in a fixed order."""
-    from .data import prompts_from
+    from ..data import prompts_from
 
     prompts = prompts_from(recipe.prompt_source, seed=1)
     return prompts[: scale.rl_prompts], prompts[scale.rl_prompts:]
@@ -305,8 +305,8 @@ def policy_params(recipe: PolicyRecipe, scale: Scale) -> dict:
 
 
 def build_policy(recipe: PolicyRecipe, scale: Scale, out: Path) -> None:
-    from .rewards import load_reward_model
-    from .rlhf import RLConfig, tune_policy
+    from ..rewards import load_reward_model
+    from ..training.rlhf import RLConfig, tune_policy
 
     train_prompts, _ = rl_prompts(recipe, scale)
     config = RLConfig(steps=scale.rl_steps, max_completion_length=scale.rl_max_completion_length, **recipe.rl)
@@ -409,7 +409,7 @@ def lab_name(recipe: str, scale: str = "default") -> str:
 
 def reward_model_table(scale: str = "default") -> pd.DataFrame:
     """One row per lab RM: backbone, gold, margin, pair counts, trainable parameters, accuracy, time."""
-    from .zoo import read_sidecar, resolve
+    from ..zoo import read_sidecar, resolve
 
     rows = []
     for recipe in RM_RECIPES.values():
@@ -445,7 +445,7 @@ def below_bar(table: pd.DataFrame, min_accuracy: float = MIN_ACCURACY, min_pairs
 def heldout_correct(recipe: str, scale: str = "default", against: str = "labels") -> np.ndarray:
     """Per test pair of a lab RM: whether the saved RM orders it as its ``against`` says (for bootstrap CIs):
     "labels" (chosen above rejected, the labels it was trained on) or "gold" (the noise-free gold's order)."""
-    from .rewards import load_reward_model
+    from ..rewards import load_reward_model
 
     if against not in ("labels", "gold"):
         raise ValueError(f"against must be 'labels' or 'gold', got {against!r}")
@@ -475,7 +475,7 @@ def heldout_pairs(name: str, split: str = "validation") -> pd.DataFrame | None:
 
 def training_log(name: str) -> pd.DataFrame:
     """The per-step log saved beside a lab model (train_log.csv for RMs, rl_log.csv for policies)."""
-    from .zoo import resolve
+    from ..zoo import resolve
 
     path = resolve(name)
     for file in ("train_log.csv", "rl_log.csv"):
@@ -487,8 +487,8 @@ def training_log(name: str) -> pd.DataFrame:
 def policy_effect(recipe: str, scale: str = "default", n_prompts: int = 64, seed: int = 0,
                   max_new_tokens: int | None = None) -> pd.DataFrame:
     """Base vs tuned policy on held-out prompts: one sampled response each (same seed), both gold-scored."""
-    from .policy import load_policy
-    from .rewards import load_reward_model
+    from ..policy import load_policy
+    from ..rewards import load_reward_model
 
     r = POLICY_RECIPES[recipe]
     s = SCALES[scale]

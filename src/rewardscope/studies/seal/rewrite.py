@@ -8,7 +8,7 @@ Two kinds of rewrite, both deterministic:
   spacing. :func:`rewrite_pairs` then keeps only rewrites whose MiniLM cosine similarity to the
   original is at least a threshold (the paper checked BGE-M3 similarity).
 - :func:`flip_sentiment` changes the meaning on purpose: it swaps VADER-valenced words for their
-  antonyms (:data:`ANTONYMS`, every pair of opposite VADER sign), a probe of how much a reward
+  antonyms (:data:`rewardscope.lexicons.ANTONYMS`, pairs of opposite VADER sign), a probe of how much a reward
   model follows sentiment.
 
 The paper's paraphrases are richer (whole-sentence rewording by an LM); rule-based edits touch only
@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from ...lexicons import ANTONYMS
 
 SYNONYMS: tuple[tuple[str, str], ...] = (
     ("maybe", "perhaps"), ("quickly", "rapidly"), ("often", "frequently"), ("usually", "typically"),
@@ -42,18 +44,6 @@ CONTRACTIONS: tuple[tuple[str, str], ...] = (
     ("I will", "I'll"), ("you will", "you'll"), ("there is", "there's"), ("what is", "what's"), ("let us", "let's"),
 )
 """Expanded and contracted forms, swapped both ways by :func:`paraphrase`."""
-
-ANTONYMS: tuple[tuple[str, str], ...] = (
-    ("good", "bad"), ("great", "terrible"), ("happy", "sad"), ("love", "hate"), ("best", "worst"),
-    ("better", "worse"), ("nice", "nasty"), ("beautiful", "ugly"), ("wonderful", "awful"), ("excellent", "poor"),
-    ("fun", "boring"), ("positive", "negative"), ("success", "failure"), ("win", "lose"), ("safe", "dangerous"),
-    ("helpful", "useless"), ("pleasant", "unpleasant"), ("calm", "anxious"), ("healthy", "sick"),
-    ("friendly", "hostile"), ("agree", "disagree"), ("perfect", "horrible"), ("easy", "difficult"),
-    ("lucky", "cruel"), ("strong", "weak"), ("clean", "dirty"), ("comfortable", "uncomfortable"),
-    ("interesting", "dull"), ("pleased", "upset"), ("enjoy", "suffer"), ("amazing", "disappointing"),
-    ("hope", "fear"), ("glad", "sorry"), ("relief", "pain"), ("effective", "ineffective"),
-)
-"""(positive, negative) VADER word pairs swapped both ways by :func:`flip_sentiment`."""
 
 _APOSTROPHE = "['’]"
 

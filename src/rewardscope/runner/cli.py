@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..zoo import ModelSpecError
 from .params import PROFILES, ParameterError, parse_cli_value
-from .zoo import ModelSpecError
 
 
 def _book(args) -> int:
@@ -19,7 +19,7 @@ def _book(args) -> int:
     start = time.time()
     records, code, log = build_book(args.profile, only=args.only, force=args.force, jobs=args.jobs)
     failed = [r.notebook for r in records if r.status == "failed"]
-    from .artifacts import build_log
+    from ..artifacts import build_log
     from .book import builds_path, project_root
 
     print("notebooks:")
@@ -63,7 +63,7 @@ def _audit(args) -> int:
 
 
 def _zoo_list(args) -> int:
-    from .zoo import zoo_table
+    from ..zoo import zoo_table
 
     rows = zoo_table()
     if args.json:
@@ -76,7 +76,7 @@ def _zoo_list(args) -> int:
 
 
 def _zoo_build(args) -> int:
-    from .zoo import embedded_names, entry
+    from ..zoo import embedded_names, entry
 
     names = args.names or embedded_names()
     for name in names:
@@ -135,7 +135,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _check_cache() -> None:
     """The artifact cache must be a folder we can write, before any work starts."""
-    from .artifacts import cache_root
+    from ..artifacts import cache_root
 
     root = cache_root()
     if root.exists() and not root.is_dir():

@@ -1,7 +1,7 @@
 """Bradley–Terry reward-model training.
 
 The loss is the negative log-likelihood of the Bradley–Terry model,
-``-log σ(r(x, y_chosen) − r(x, y_rejected))``, on pairs from :mod:`rewardscope.pairs`. The
+``-log σ(r(x, y_chosen) − r(x, y_rejected))``, on pairs from :mod:`rewardscope.lab.pairs`. The
 backbone is any spec (MiniLM encoder, SmolLM2 decoder, ...) loaded as a one-output
 ``AutoModelForSequenceClassification``. The result is saved as an ordinary HF directory with its
 tokenizer and chat template, so it loads exactly like a hub reward model.
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import hf
-from .zoo import read_sidecar, resolve, write_sidecar
+from .. import hf
+from ..zoo import read_sidecar, resolve, write_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -297,14 +297,14 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
                        progress: bool | None = None) -> TrainResult:
     """Train a Bradley–Terry RM on the train split; keep the epoch best on validation; report test.
 
-    ``pairs`` has columns split, prompt, chosen, rejected (from :func:`rewardscope.pairs.preference_pairs`).
+    ``pairs`` has columns split, prompt, chosen, rejected (from :func:`rewardscope.lab.pairs.preference_pairs`).
     Returns the saved directory, metrics (``heldout_accuracy`` = test pairwise accuracy of the saved
     model, ``validation_accuracy``, ``initial_heldout_accuracy``, sizes, seconds) and the step log.
     """
     import torch
 
-    from .progress import bar as progress_bar
-    from .rewards import HFRewardModel
+    from ..progress import bar as progress_bar
+    from ..rewards import HFRewardModel
 
     required = {"split", "prompt", "chosen", "rejected"}
     if not required <= set(pairs.columns):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifacts, hf
+from .. import artifacts, hf
 
 VERSION = 3  # 2: models keyed by content (model_identity), rewards as [identity, options] in order;
 # 3: samples drawn by rewardscope.sampling (one seeded stream per prompt, independent of the batch)
@@ -27,8 +27,8 @@ VERSION = 3  # 2: models keyed by content (model_identity), rewards as [identity
 def model_id(spec: str) -> str:
     """The cache key of a model spec: the content identity of the directory it resolves to (an embedded name, a
     local directory or a hub snapshot alike); lexicon and classifier rewards are just their name."""
-    from .rewards import reward_kinds
-    from .zoo import model_identity, resolve
+    from ..rewards import reward_kinds
+    from ..zoo import model_identity, resolve
 
     return spec if spec in reward_kinds() else f"model:{model_identity(resolve(spec))}"
 
@@ -64,7 +64,7 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
 
 def load_rewards(specs: Sequence[str], options: Mapping[str, dict] | None = None) -> dict:
     """Reward models by spec, each loaded with its own keyword arguments from ``options`` (dtype, chat_template …)."""
-    from .rewards import load_reward_model
+    from ..rewards import load_reward_model
 
     options = dict(options or {})  # options for other specs are ignored: one dict can serve a whole chapter
     return {spec: load_reward_model(spec, **options.get(spec, {})) for spec in specs}
@@ -97,7 +97,7 @@ def scored_samples(policy: str, prompts: Sequence[str], k: int, rewards: Sequenc
         params["policy_options"] = loader
 
     def build(out: Path) -> None:
-        from .policy import load_policy
+        from ..policy import load_policy
 
         repeated = [p for p in prompts for _ in range(k)]
         responses = load_policy(policy, **{"dtype": dtype, **loader}).generate(
@@ -120,7 +120,7 @@ def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequ
            key: Mapping, eval_rewards: Sequence[str] = (), monitors: Mapping[str, str] | None = None, eval_k: int = 4,
            max_new_tokens: int = 24, dtype: str = "auto", options: Mapping[str, dict] | None = None,
            policy_options: Mapping[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tune ``policy`` on ``reward`` with :func:`rewardscope.rlhf.tune_policy`, then sample and score held-out prompts.
+    """Tune ``policy`` on ``reward`` with :func:`rewardscope.training.rlhf.tune_policy`, then sample and score held-out prompts.
 
     ``key`` must describe ``reward`` completely (its models, method, references …): it is the cache key, since a
     reward object cannot be hashed. ``monitors`` (log name -> reward spec) are logged along training. The
@@ -130,8 +130,8 @@ def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequ
 
     Returns (training log, scored eval samples) as :func:`scored_samples` would give for the tuned policy.
     """
-    from .policy import load_policy
-    from .rlhf import tune_policy
+    from ..policy import load_policy
+    from ..training.rlhf import tune_policy
 
     train_prompts, eval_prompts = _check_prompts(train_prompts), _check_prompts(eval_prompts)
     monitors, eval_rewards = dict(monitors or {}), list(dict.fromkeys(eval_rewards))

@@ -176,7 +176,7 @@ MODEL, REWARD, DATA = "model", "reward", "data"
 
 def reward_option_names() -> set[str]:
     """The keyword arguments that ``load_reward_model`` accepts for a Hugging Face RM."""
-    from .rewards import HFRewardModel, load_reward_model
+    from ..rewards import HFRewardModel, load_reward_model
 
     names = set()
     for fn in (load_reward_model, HFRewardModel.__init__):
@@ -187,7 +187,7 @@ def reward_option_names() -> set[str]:
 
 def policy_option_names() -> set[str]:
     """The keyword arguments that ``load_policy`` accepts besides the spec (device, dtype, chat_template …)."""
-    from .policy import load_policy
+    from ..policy import load_policy
 
     return {p.name for p in inspect.signature(load_policy).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"spec"}
@@ -407,7 +407,7 @@ def check_values(values: dict[str, Any]) -> None:
 
 def caller_path(text: str) -> Path:
     """A local path as the user typed it (:func:`rewardscope.zoo.local_path`: relative to the caller's folder)."""
-    from .zoo import local_path
+    from ..zoo import local_path
 
     return local_path(text)
 
@@ -435,7 +435,7 @@ def _decoder_without_template(path: Path) -> bool:
     """Whether a local sequence-classification RM is a decoder whose tokenizer has no chat template."""
     import json
 
-    from .hf import config_architecture, read_config
+    from ..hf import config_architecture, read_config
 
     try:
         config = read_config(path)
@@ -457,9 +457,9 @@ def _decoder_without_template(path: Path) -> bool:
 
 def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
     """That ``spec`` names something loadable here, without loading or building it. Raises RuleError."""
-    from .data import PROMPT_SOURCES
-    from .rewards import reward_kinds
-    from .zoo import _HUB_ID, SIDECAR, embedded_names, listed_names
+    from ..data import PROMPT_SOURCES
+    from ..rewards import reward_kinds
+    from ..zoo import _HUB_ID, SIDECAR, embedded_names, listed_names
 
     options = options or {}
     if kind == REWARD and spec in reward_kinds():
@@ -496,7 +496,7 @@ def check_spec(spec: str, kind: str, options: dict | None = None) -> None:
 
 def _check_data(spec: str) -> None:
     """A data spec: what :func:`rewardscope.data.resolve_data` accepts, and for a hub id, reachable."""
-    from .data import DataSpecError, resolve_data
+    from ..data import DataSpecError, resolve_data
 
     if spec == "lab":
         return

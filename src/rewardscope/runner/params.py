@@ -135,7 +135,7 @@ def check_parameters(notebook: Path, values: dict[str, Any], *, environment: boo
     """Check ``values`` against the notebook's declared parameters; return them unchanged.
 
     Names and types come from the notebook's ``parameters`` cell; values (bounds, choices, list lengths, spec
-    syntax, reward-option keys) from :mod:`rewardscope.param_rules`, applied to the values the kernel will see
+    syntax, reward-option keys) from :mod:`rewardscope.runner.param_rules`, applied to the values the kernel will see
     (the defaults overridden by ``values``). ``environment`` also checks that every model and data spec can be
     loaded here and that the device exists (the runner does, before a kernel starts; schema tests do not).
     """

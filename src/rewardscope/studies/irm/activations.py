@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artifacts
+from ... import artifacts
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def _mlp_batches(model, tokenizer, ids: list[list[int]], layers: list[int], modu
     """
     import inspect
 
-    from . import hf
-    from .progress import bar
+    from ... import hf
+    from ...progress import bar
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

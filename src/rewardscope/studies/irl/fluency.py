@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import hf
+from ... import hf
 
 
 def _texts(name: str, values, n: int | None = None) -> list[str]:
@@ -61,7 +61,7 @@ def perplexity(policy, prompts: Sequence[str], responses: Sequence[str], *, batc
     """
     import torch
 
-    from .policy import Policy, load_policy
+    from ...policy import Policy, load_policy
 
     prompts = _texts("prompts", prompts)
     responses = _texts("responses", responses, len(prompts))

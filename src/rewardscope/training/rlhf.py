@@ -27,10 +27,10 @@ from transformers import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-from . import hf
-from .policy import load_policy
-from .rewards import RewardModel
-from .zoo import write_sidecar
+from .. import hf
+from ..policy import load_policy
+from ..rewards import RewardModel
+from ..zoo import write_sidecar
 
 TRAINERS = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}
 LOG_COLUMNS = {"step": "step", "reward": "reward", "reward_std": "reward_std", "kl": "kl",  # TRL's key: ours
@@ -151,7 +151,7 @@ def _check_policy_options(options) -> dict:
     """``policy_options`` as a dict of :func:`rewardscope.load_policy` keyword arguments; unknown names fail early."""
     import inspect
 
-    from . import policy
+    from .. import policy
 
     if options is None:
         return {}
@@ -188,7 +188,7 @@ class _Progress(ProgressCallback):
         self.progress, self.desc = progress, desc
 
     def on_train_begin(self, args, state, control, **kwargs):
-        from .progress import bar
+        from ..progress import bar
 
         if state.is_world_process_zero:
             self.training_bar = bar(total=state.max_steps, desc=self.desc, unit="step", progress=self.progress)
