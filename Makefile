@@ -3,6 +3,7 @@
 
 PYTHON ?= python3
 JOBS   ?= 2# notebooks run side by side by `make book` (each gets cpu_count/JOBS threads)
+TEST_JOBS ?= 2# pytest workers (pytest-xdist), one thread each; tests that share the smoke book run on one worker
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
@@ -34,7 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 test: $(STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 # three smoke builds (two from empty caches, one from a cache warmed by `zoo build`) must glue identical values
 check-determinism: $(STAMP)

@@ -10,6 +10,8 @@ os.environ["REWARDSCOPE_CACHE"] = tempfile.mkdtemp(prefix="rewardscope-test-cach
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="rewardscope-test-datasets-")  # local copies' Arrow files
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one thread each, none oversubscribed
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -72,7 +74,9 @@ def fresh_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def smoke_site():
-    """The whole book built from scratch with the smoke profile (once per session): its HTML directory."""
+    """The whole book built from scratch with the smoke profile (once per session): its HTML directory.
+
+    Tests that use it carry ``xdist_group("smoke_site")``, so that one worker builds it, once."""
     import subprocess
     import sys
 

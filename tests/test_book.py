@@ -104,6 +104,7 @@ def test_run_one_notebook_with_an_override(mini_book, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke_site")
 def test_the_whole_book_builds_in_the_smoke_profile(smoke_site):
     html = smoke_site
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())

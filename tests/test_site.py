@@ -21,6 +21,8 @@ import yaml
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("smoke_site")  # one worker builds the smoke book for all of them
+
 # The flags a sandboxed, offline machine needs: no background requests to Google, no GPU, no sandbox as root.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
