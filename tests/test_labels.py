@@ -67,8 +67,8 @@ def test_targets_use_no_signal_of_the_gold(monkeypatch):
     def refuse():
         raise AssertionError("a target labeller used one of the gold's signals")
 
-    monkeypatch.setattr(labels, "_helpfulness", refuse)
-    monkeypatch.setattr(labels, "_toxicity", refuse)
+    monkeypatch.setattr(labels, "helpfulness_model", refuse)
+    monkeypatch.setattr(labels, "toxicity_model", refuse)
     frame = labels.label_features(["How do I bake bread?"] * 2, ["Bake the bread in a hot oven for an hour.", "No."],
                                   features=list(labels.TARGETS))
     assert frame.to_dict("list") == {"helpful": [1, 0], "harmless": [1, 1]}

@@ -164,3 +164,15 @@ def test_chat_template_override_scores_hh_format_and_rejects_non_templates():
     np.testing.assert_array_equal(named.score(["Is it safe?"], ["Yes, quite."]), rm.score(["Is it safe?"], ["Yes, quite."]))
     with pytest.raises(ValueError, match="Jinja template over `messages`"):
         load_reward_model("tiny-llama-rm", chat_template="Human: {prompt}")
+
+
+def test_vocabulary_size_is_what_both_the_tokenizer_and_the_embedding_matrix_have():
+    rm = load_reward_model("tiny-llama-rm")
+    rows = rm.model.get_input_embeddings().weight.shape[0]
+    assert rm.vocabulary_size == min(len(rm.tokenizer), rows)
+    padded = load_reward_model("tiny-llama-rm")
+    padded.model.resize_token_embeddings(rows + 64)  # a matrix padded past the tokenizer (as Llama 3's often is)
+    assert padded.vocabulary_size == len(padded.tokenizer)
+    grown = load_reward_model("tiny-llama-rm")
+    grown.tokenizer.add_tokens(["<never-learnt-1>", "<never-learnt-2>"])  # tokens the model has no row for
+    assert grown.vocabulary_size == rows == len(grown.tokenizer) - 2

@@ -196,3 +196,10 @@ def test_policy_options_give_a_base_lm_a_template_that_the_tuned_policy_keeps(tm
     monkeypatch.setattr(rlhf, "load_policy", lambda *a, **k: pytest.fail("loaded the policy before checking input"))
     with pytest.raises(ValueError, match=r"unknown option\(s\) \[.chat_templat.\]; load_policy takes .*.chat_template."):
         tune_policy("tiny-llama", letter_e, PROMPTS, tmp_path / "typo", config, policy_options={"chat_templat": "plain"})
+
+
+def test_the_end_of_a_run_is_its_last_fifth_of_steps():
+    log_tail = rlhf.log_tail
+    log = pd.DataFrame({"step": range(1, 11), "kl": [0.0] * 8 + [1.0, 3.0]})
+    assert log_tail(log)["step"].tolist() == [9, 10] and log_tail(log["kl"]).mean() == 2.0
+    assert log_tail(log.head(3))["step"].tolist() == [3]  # fewer than five steps: the last one

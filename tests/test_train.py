@@ -94,13 +94,13 @@ def test_cached_trunk_trains_like_the_plain_forward(tmp_path):
 
 def test_cached_trunk_stands_down_where_it_cannot_serve():
     """Dropout in the frozen layers (train and eval differ) or nothing frozen: the plain forward runs."""
-    from rewardscope.training.train import FrozenTrunk, _freeze, _frozen_trunk, load_backbone
+    from rewardscope.training.train import FrozenTrunk, _frozen_trunk, freeze_bottom_layers, load_backbone
 
     pairs = _planted_pairs(40)
     splits = {s: pairs[pairs["split"] == s] for s in ("train", "validation", "test")}
     model, tokenizer, architecture, pad_id = load_backbone("tiny-llama")
     config = BTConfig(backbone="tiny-llama", trainable=1, cache_trunk=True)
-    _freeze(model, 1)
+    freeze_bottom_layers(model, 1)
     assert _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) is not None
     model.config.attention_dropout = 0.1
     assert _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) is None

@@ -329,6 +329,12 @@ class HFRewardModel(RewardModel):
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @cached_property
+    def vocabulary_size(self) -> int:
+        """How many token ids the RM can score: those both its tokenizer and its embedding matrix have (a model's
+        matrix is often padded past the tokenizer, and a tokenizer may add tokens its model never learnt)."""
+        return min(len(self.tokenizer), self.model.get_input_embeddings().weight.shape[0])
+
     def encode(self, prompt: str, response: str) -> list[int]:
         """The ids the RM scores for one pair: a decoder's chat-template ids (one BOS, left-truncated to the
         context length), an encoder's text pair."""

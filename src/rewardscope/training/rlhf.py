@@ -199,9 +199,14 @@ class _Progress(ProgressCallback):
             self.training_bar.set_postfix(reward=f"{logs['reward']:.3f}")
 
 
+def log_tail(log: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """The last fifth of an RL log's steps (at least one): one step's reward or KL is noisy, so the end of a run is
+    read as the mean over these (``reward_end``, ``kl_end``)."""
+    return log.tail(max(1, len(log) // 5))
+
+
 def _summary(log: pd.DataFrame) -> dict[str, float | None]:
-    # One step's reward is noisy; average the first and last fifth of the logged steps.
-    head, tail = log.head(max(1, len(log) // 5)), log.tail(max(1, len(log) // 5))
+    head, tail = log.head(max(1, len(log) // 5)), log_tail(log)  # the first and last fifth of the logged steps
     values = {"reward_start": head["reward"].mean(), "reward_end": tail["reward"].mean(), "kl_end": tail["kl"].mean()}
     return {k: None if pd.isna(v) else float(v) for k, v in values.items()}  # kl is NaN when beta == 0
 

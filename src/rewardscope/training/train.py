@@ -199,7 +199,7 @@ class FrozenTrunk:
             handle.remove()
 
 
-def _freeze(model, trainable) -> int:
+def freeze_bottom_layers(model, trainable) -> int:
     """Leave only the requested parameters trainable; return their count."""
     if trainable == "all":
         return sum(p.numel() for p in model.parameters())
@@ -323,7 +323,7 @@ def train_reward_model(pairs: pd.DataFrame, config: BTConfig, output_dir: Path, 
     resolve(config.backbone)
     torch.manual_seed(config.seed)
     model, tokenizer, architecture, pad_id = load_backbone(config.backbone)
-    n_trainable = _freeze(model, config.trainable)
+    n_trainable = freeze_bottom_layers(model, config.trainable)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
 
     trunk = _frozen_trunk(model, tokenizer, architecture, pad_id, config, splits) if config.cache_trunk else None

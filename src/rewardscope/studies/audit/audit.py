@@ -258,7 +258,7 @@ def inputs_section(rm: Any, prompts: Sequence[str], responses: Sequence[str], lo
     if _is_hf(rm):
         tok, ids = rm.tokenizer, rm.encode(prompts[0], responses[0])
         out.update(architecture=rm.architecture, model_type=getattr(rm.model.config, "model_type", None),
-                   vocabulary=int(min(len(tok), rm.model.get_input_embeddings().weight.shape[0])),
+                   vocabulary=int(rm.vocabulary_size),
                    reward_read_from=f"{rm.output}[{rm.label}]", max_length=int(rm.max_length))
         if rm.architecture == "decoder":
             out.update(input_format="chat template rendered to token ids, left-padded, read at the last token",
@@ -316,7 +316,7 @@ def vocabulary_token_ids(rm: Any, vocab_tokens: int = 0, seed: int = 0) -> tuple
         return None, None
     words = {t for terms in IDENTITY_TERMS.values() for t in terms} | set(afinn_lexicon())
     hits = probe_token_ids(rm, sorted(words))
-    limit = min(len(rm.tokenizer), rm.model.get_input_embeddings().weight.shape[0])
+    limit = rm.vocabulary_size
     rest = np.setdiff1d(np.arange(limit), hits)
     random = np.sort(np.random.default_rng(seed).choice(rest, size=min(vocab_tokens, len(rest)), replace=False))
     return np.union1d(hits, random).astype(np.int64), random.astype(np.int64)

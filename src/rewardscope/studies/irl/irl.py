@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ... import hf
-from ...training.train import BTConfig, _freeze, load_backbone
+from ...training.train import BTConfig, freeze_bottom_layers, load_backbone
 from ...zoo import resolve, write_sidecar
 
 logger = logging.getLogger(__name__)
@@ -493,7 +493,7 @@ def _text_restart(train: _Pairs, held: _Pairs, *, restart: int, seed: int, loss:
     model, tokenizer, architecture, pad_id = _backbone(config, device, backbone_options)
     if restart == 0 and architecture == "encoder":  # decoders warn in hf.reward_inputs; encoders cut silently
         _warn_if_cut(tokenizer, [train, held], config.max_length)
-    n_trainable = _freeze(model, config.trainable)
+    n_trainable = freeze_bottom_layers(model, config.trainable)
     parameters = [p for p in model.parameters() if p.requires_grad]
 
     def margins_of(idx, pairs: _Pairs, last_character: bool = False) -> torch.Tensor:

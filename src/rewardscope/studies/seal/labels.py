@@ -97,12 +97,14 @@ def _texts(prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _helpfulness():
+def helpfulness_model():
+    """The MiniLM-similarity helpfulness reward, loaded once (the helpful labeller and the rewrites' embedder)."""
     return load_reward_model("helpfulness")
 
 
 @lru_cache(maxsize=1)
-def _toxicity():
+def toxicity_model():
+    """The toxicity classifier, loaded once (the harmless labeller)."""
     return load_reward_model("toxicity")
 
 
@@ -181,7 +183,7 @@ def helpful_proxy(prompts: Sequence[str], responses: Sequence[str], threshold: f
     """
     prompts, responses = check_pairs(prompts, responses)
     if scores is None:
-        scores = _helpfulness().score(prompts, responses)
+        scores = helpfulness_model().score(prompts, responses)
     return (np.asarray(scores, dtype=float) >= threshold).astype(int)
 
 
@@ -197,7 +199,7 @@ def harmless_proxy(prompts: Sequence[str], responses: Sequence[str], threshold: 
     """
     prompts, responses = check_pairs(prompts, responses)
     if scores is None:
-        scores = _toxicity().score(prompts, responses)
+        scores = toxicity_model().score(prompts, responses)
     return (np.asarray(scores, dtype=float) < threshold).astype(int)
 
 

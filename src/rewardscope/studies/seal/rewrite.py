@@ -129,9 +129,9 @@ def cosine_similarity(a: Sequence[str], b: Sequence[str], embedder=None) -> np.n
     if not a:
         raise ValueError("no texts to compare")
     if embedder is None:
-        from .labels import _helpfulness
+        from .labels import helpfulness_model
 
-        embedder = _helpfulness().embed
+        embedder = helpfulness_model().embed
     return (np.asarray(embedder(a)) * np.asarray(embedder(b))).sum(1)
 
 

@@ -459,9 +459,7 @@ def _score_block(scorer: _Scorer, slot: Slot, token_ids: np.ndarray, method: str
 
 
 def _check_token_ids(token_ids, rm) -> np.ndarray:
-    vocab = len(rm.tokenizer)
-    rows = rm.model.get_input_embeddings().weight.shape[0]
-    limit = min(vocab, rows)
+    limit = rm.vocabulary_size
     if token_ids is None:
         return np.arange(limit, dtype=np.int64)
     if isinstance(token_ids, (str, bytes)):
@@ -1189,7 +1187,7 @@ def probe_token_ids(rm, words, n_random: int = 0, seed: int = 0) -> np.ndarray:
     """Sorted ids of the tokens whose decoded string, lower-cased and without surrounding spaces, is one
     of ``words``, plus ``n_random`` other ids drawn at random: a cheap probe set for extra prompts."""
     tok = rm.tokenizer
-    limit = min(len(tok), rm.model.get_input_embeddings().weight.shape[0])
+    limit = rm.vocabulary_size
     if not isinstance(n_random, int) or n_random < 0:
         raise ValueError(f"n_random must be a non-negative int, got {n_random!r}")
     wanted = {w.lower() for w in words}
