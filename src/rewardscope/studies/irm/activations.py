@@ -347,8 +347,8 @@ def activation_change(base, tuned) -> float:
 
     Examples
     --------
-    >>> activation_change([[0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [2.0, 1.0]])
-    1.0
+    >>> activation_change([[0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [2.0, 1.0]])  # a change of 1 on a spread of 2
+    0.5
     """
     a, b = np.asarray(base, dtype=np.float64), np.asarray(tuned, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:

@@ -622,6 +622,7 @@ def vocabulary_sweep(rm, prompt: str, token_ids: Sequence[int] | None = None, me
 
     Examples
     --------
+    >>> from rewardscope import load_reward_model
     >>> rm = load_reward_model("tiny-llama-rm")
     >>> vocabulary_sweep(rm, "What is the best thing ever?", token_ids=[5, 6]).columns.tolist()
     ['token_id', 'token', 'score']
