@@ -99,7 +99,10 @@ def site_problems(base_url: str, pages: list[str], *, expect_math: bool = True) 
         current = {"url": ""}
         page.on("console", lambda m: m.type == "error" and problems.append(f"{current['url']}: console error: {m.text}"))
         page.on("pageerror", lambda e: problems.append(f"{current['url']}: script error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"{current['url']}: request failed: {r.url} ({r.failure})"))
+        # Chromium fetches the favicon after "load" and cancels it (ERR_ABORTED) when the next page starts; a missing
+        # favicon would still show as an HTTP error below.
+        page.on("requestfailed", lambda r: not (r.url.endswith("favicon.svg") and "ERR_ABORTED" in (r.failure or ""))
+                and problems.append(f"{current['url']}: request failed: {r.url} ({r.failure})"))
         page.on("response", lambda r: r.status >= 400 and problems.append(f"{current['url']}: HTTP {r.status} for {r.url}"))
         for name in pages:
             current["url"] = name
