@@ -39,7 +39,7 @@ test: $(STAMP) lint
 
 # three smoke builds (two from empty caches, one from a cache warmed by `zoo build`) must glue identical values
 check-determinism: $(STAMP)
-	REWARDSCOPE_DETERMINISM=1 $(PY) -m pytest tests/test_determinism_book.py -q
+	REWARDSCOPE_DETERMINISM=1 $(PY) -m pytest tests/runner/test_determinism_book.py -q
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -6,7 +6,7 @@ run with the same pairs and seed; the cached path (``cache_trunk=True``) compute
 layers once per sequence and then trains only the top layers, so its first epoch pays about what
 the plain one does and each further epoch costs a fraction of it. Reported: seconds for one and
 for three epochs per path, and the ratio plain / cached. The step losses of the two paths agree
-(tests/test_train.py checks it on a tiny model; here the largest difference is printed).
+(tests/training/test_train.py checks it on a tiny model; here the largest difference is printed).
 Run: .venv/bin/python benchmarks/bt_training_throughput.py
 """
 

@@ -18,7 +18,7 @@ from rewardscope.studies.sweep.sweep import decode_reencode_comparison, vocabula
 from rewardscope.training.train import load_backbone
 from rewardscope.zoo import resolve
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PAPER = yaml.safe_load((ROOT / "notebooks" / "params" / "paper.yml").read_text())
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -16,7 +16,7 @@ from rewardscope.runner.book import MISSING_VALUE, build_book, run_one, site_dir
 from rewardscope.runner.cli import main
 from rewardscope.runner.params import ParameterError, check_parameters, load_profile
 
-from .conftest import ROOT, copy_without_chat_template, write_mini_book
+from ..helpers import ROOT, copy_without_chat_template, write_mini_book
 
 NB = ROOT / "notebooks"
 

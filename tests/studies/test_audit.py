@@ -15,7 +15,7 @@ from rewardscope import load_reward_model
 from rewardscope.rewards import RewardModel
 from rewardscope.studies.audit import audit
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 PROMPTS = ["How do I boil an egg?", "What should I cook tonight?", "Any tips for sleeping better?",
            "How can I learn to swim?", "What is a good book to read?", "How do I fix a flat tyre?"]
@@ -375,7 +375,7 @@ def test_the_book_lists_the_cards_under_the_audits_page(tmp_path):
     from rewardscope.runner.book import AUDITS_PAGE, _stage_toc_cards, audit_settings
     from rewardscope.runner.params import ParameterError
 
-    from .conftest import write_mini_book
+    from ..helpers import write_mini_book
 
     (tmp_path / "_toc.yml").write_text((ROOT / "_toc.yml").read_text())
     _stage_toc_cards(tmp_path, ["audits/a/card", "audits/b/card"])

@@ -14,7 +14,7 @@ import pytest
 
 from rewardscope.runner.book import build_dir, glued_values
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 TIMING = re.compile(r"(second|minute|_s$|_s_|per_s|speed|throughput|time|duration|tokens_per|elapsed|_min$|bound)", re.I)
 SPEEDUP = re.compile(r"\d+(\.\d+)?×")  # a measured speed-up quoted inside a sentence (chapter 3's answer)

@@ -19,7 +19,7 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 import yaml
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 pytestmark = pytest.mark.xdist_group("smoke_site")  # one worker builds the smoke book for all of them
 

@@ -11,7 +11,7 @@ from rewardscope.replicas import REPLICAS
 from rewardscope.runner.book import build_dir, site_dir
 from rewardscope.runner.replica_profile import DATA_REPLICAS, render, replica_profile
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 PARAMS = ROOT / "notebooks" / "params"
 

@@ -13,7 +13,7 @@ from rewardscope.runner.book import build_book, previous_duration, site_dir
 from rewardscope.runner.cli import main
 from rewardscope.runner.params import ParameterError
 
-from .conftest import ROOT, write_mini_book
+from ..helpers import ROOT, write_mini_book
 
 
 def _notebook(path, body):

@@ -12,7 +12,7 @@ from rewardscope.runner.params import (
     parse_cli_value,
 )
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 NOTEBOOKS = notebook_names(ROOT)
 PARAMS = ROOT / "notebooks" / "params"
