@@ -4,8 +4,8 @@ Chapter 3 sweeps two decoder RMs, sentiment-smollm2 and helpful-smollm2, that th
 one SmolLM2-135M-Instruct with only the top 8 of 30 layers, the final norm and a head trainable: their
 embeddings and bottom 22 layers are identical. This script times, in one process on the same token ids:
 
-* ``per-RM``: today's path, :func:`rewardscope.studies.sweep.sweep.vocabulary_sweep` (method "prefix") of each RM and prompt;
-* ``shared-trunk``: :func:`rewardscope.studies.sweep.sweep.vocabulary_sweeps`, which finds the shared layers by comparing
+* ``per-RM``: today's path, :func:`rewardscope.sweep.vocabulary_sweep` (method "prefix") of each RM and prompt;
+* ``shared-trunk``: :func:`rewardscope.sweep.vocabulary_sweeps`, which finds the shared layers by comparing
   weights and runs them once (its engine also fuses projections and computes only the last position in the
   last layer).
 
@@ -32,7 +32,7 @@ import torch
 
 from rewardscope import load_reward_model, report
 from rewardscope.perf import matmul_peak
-from rewardscope.studies.sweep.sweep import PROMPTS, response_slot, sweep_throughput, vocabulary_sweep, vocabulary_sweeps
+from rewardscope.studies.sweep import PROMPTS, response_slot, sweep_throughput, vocabulary_sweep, vocabulary_sweeps
 from rewardscope.studies.sweep.trunk import shared_depth
 from rewardscope.zoo import entry
 

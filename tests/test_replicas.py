@@ -14,7 +14,7 @@ import yaml
 from rewardscope import hf, load_policy, load_reward_model
 from rewardscope.replicas import CUSTOM_CODE, OPTIONS, REPLICAS, build_replica, replica_name
 from rewardscope.rewards import HFRewardModel
-from rewardscope.studies.sweep.sweep import decode_reencode_comparison, vocabulary_sweep
+from rewardscope.studies.sweep import decode_reencode_comparison, vocabulary_sweep
 from rewardscope.training.train import load_backbone
 from rewardscope.zoo import resolve
 

@@ -1,11 +1,11 @@
-"""``rewardscope.sweep``, a public path (DESIGN's API): the code lives in :mod:`rewardscope.studies.sweep.sweep`.
+"""``rewardscope.sweep``, a public path (DESIGN's API): the code lives in the package :mod:`rewardscope.studies.sweep`.
 
-This module *is* that one: ``rewardscope.sweep is rewardscope.studies.sweep.sweep``, so its private names and
-monkeypatches reach the real code.
+This module *is* that package (``rewardscope.sweep is rewardscope.studies.sweep``): its public names, re-exported
+from the modules along the chapter's concerns.
 """
 
 import sys
 
-from .studies.sweep import sweep as _module
+from .studies import sweep as _module
 
 sys.modules[__name__] = _module

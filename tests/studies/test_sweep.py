@@ -11,8 +11,8 @@ import torch
 
 from rewardscope import load_reward_model
 from rewardscope.lexicons import afinn_lexicon
-from rewardscope.studies.sweep import sweep
-from rewardscope.studies.sweep.sweep import (
+from rewardscope.studies import sweep
+from rewardscope.studies.sweep import (
     PROMPTS,
     decode_reencode_comparison,
     rank_agreement,
@@ -21,6 +21,7 @@ from rewardscope.studies.sweep.sweep import (
     sweep_throughput,
     vocabulary_sweep,
 )
+from rewardscope.studies.sweep import sweep as sweep_module  # the sweep itself, for monkeypatching its steps
 
 PROMPT = PROMPTS["greatest"]
 
@@ -112,7 +113,7 @@ def test_bfloat16_stays_close_and_is_reported(tiny):
 def test_interrupted_sweep_resumes_from_finished_chunks(tiny, fresh_cache, monkeypatch):
     reference = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), cache=False)
     calls = []
-    real = sweep._score_block
+    real = sweep_module.score_block
 
     def flaky(*args, **kwargs):
         if len(calls) == 2:
@@ -120,11 +121,11 @@ def test_interrupted_sweep_resumes_from_finished_chunks(tiny, fresh_cache, monke
         calls.append(len(args[2]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "_score_block", flaky)
+    monkeypatch.setattr(sweep_module, "score_block", flaky)
     with pytest.raises(KeyboardInterrupt):
         vocabulary_sweep(tiny, PROMPT, token_ids=range(300), chunk_size=64)
     assert calls == [64, 64]
-    monkeypatch.setattr(sweep, "_score_block", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
+    monkeypatch.setattr(sweep_module, "score_block", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
     resumed = vocabulary_sweep(tiny, PROMPT, token_ids=range(300), chunk_size=64)
     assert calls == [64, 64, 64, 64, 44]  # only the three unfinished chunks
     pd.testing.assert_frame_equal(resumed, reference, check_exact=False, atol=1e-6)
@@ -144,7 +145,7 @@ from accelerate import PartialState
 from accelerate.utils import PrepareForLaunch, patch_environment
 from torch.multiprocessing import start_processes
 from rewardscope import load_reward_model
-from rewardscope.studies.sweep.sweep import vocabulary_sweep
+from rewardscope.studies.sweep import vocabulary_sweep
 
 def worker(model_dir, prompt):
     PartialState._reset_state()
@@ -268,7 +269,7 @@ def test_prefix_equals_naive_on_smollm2_weights():
 def test_shared_trunk_equals_each_rm_alone_on_smollm2_weights():
     """Two SmolLM2 RMs that share 26 of 30 layers (the second's top 4 layers, norm and head redrawn; the lab's RMs
     share 22)."""
-    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep import vocabulary_sweeps
 
     rms = {}
     for name, seed in (("a", 1), ("b", 2)):
@@ -592,7 +593,7 @@ TWO_PROMPTS = {"greatest": PROMPTS["greatest"], "worst": PROMPTS["worst"]}
 
 
 def test_shared_trunk_sweeps_equal_each_model_swept_alone(family):
-    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep import vocabulary_sweeps
 
     rms = {"base": family["base"], "sibling": family["sibling"]}
     shared = vocabulary_sweeps(rms, TWO_PROMPTS, batch_size=100, cache=False)
@@ -615,7 +616,7 @@ def test_shared_trunk_sweeps_equal_each_model_swept_alone(family):
 
 
 def test_sharing_stops_at_the_first_layer_whose_weights_differ(family):
-    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep import vocabulary_sweeps
     from rewardscope.studies.sweep.trunk import shared_depth
 
     base = family["base"].model
@@ -635,12 +636,12 @@ def test_sharing_stops_at_the_first_layer_whose_weights_differ(family):
 
 
 def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache, monkeypatch):
-    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep import vocabulary_sweeps
 
     rms = {"base": family["base"], "sibling": family["sibling"]}
     reference = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), cache=False)
     calls = []
-    real = sweep._score_shared
+    real = sweep_module._score_shared
 
     def flaky(engine, block, bar=None):
         if len(calls) == 2:
@@ -648,10 +649,10 @@ def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache
         calls.append(len(block))
         return real(engine, block, bar)
 
-    monkeypatch.setattr(sweep, "_score_shared", flaky)
+    monkeypatch.setattr(sweep_module, "_score_shared", flaky)
     with pytest.raises(KeyboardInterrupt):
         vocabulary_sweeps(rms, {"g": PROMPT}, range(300), chunk_size=64, batch_size=64)
-    monkeypatch.setattr(sweep, "_score_shared", lambda e, b, bar=None: (calls.append(len(b)), real(e, b, bar))[1])
+    monkeypatch.setattr(sweep_module, "_score_shared", lambda e, b, bar=None: (calls.append(len(b)), real(e, b, bar))[1])
     resumed = vocabulary_sweeps(rms, {"g": PROMPT}, range(300), chunk_size=64, batch_size=64)
     assert calls == [64, 64, 64, 64, 44]  # both models' first two chunks were stored; the rest once for both
     for key, frame in resumed.items():
@@ -676,7 +677,7 @@ def test_shared_trunk_sweeps_are_cached_per_model_and_resume(family, fresh_cache
     ({"dtype": "int8"}, "dtype must be one of"),
 ])
 def test_shared_trunk_bad_input_fails_with_one_line(family, kwargs, match):
-    from rewardscope.studies.sweep.sweep import vocabulary_sweeps
+    from rewardscope.studies.sweep import vocabulary_sweeps
 
     args = {"rms": {"base": family["base"], "sibling": family["sibling"]}, "prompts": TWO_PROMPTS, **kwargs}
     with pytest.raises(ValueError, match=match) as err:

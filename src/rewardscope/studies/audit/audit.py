@@ -309,7 +309,7 @@ def vocabulary_token_ids(rm: Any, vocab_tokens: int = 0, seed: int = 0) -> tuple
     otherwise the identity terms and AFINN words of the vocabulary plus ``vocab_tokens`` random ids, so the
     identity and frequency lenses have their words even in a small sweep."""
     from ...lexicons import afinn_lexicon
-    from ..sweep.sweep import IDENTITY_TERMS, probe_token_ids
+    from ..sweep import IDENTITY_TERMS, probe_token_ids
 
     _check_count("vocab_tokens", vocab_tokens, 0)
     if vocab_tokens == 0:
@@ -328,9 +328,9 @@ def vocabulary_sweeps(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 0
     """(token sweeps of ``prompts`` by the RM, then by each of ``others`` that has a vocabulary: columns rm (the
     RM's name, or its key in ``others``), prompt, token_id, token, score; the random ids among the RM's ids), or
     (None, None) for a rule reward. Sweeps are cached. Over the whole vocabulary (``vocab_tokens`` = 0) the models
-    are swept together as chapter 3 sweeps them (:func:`rewardscope.studies.sweep.sweep.vocabulary_sweeps`): models that share
+    are swept together as chapter 3 sweeps them (:func:`rewardscope.sweep.vocabulary_sweeps`): models that share
     their bottom layers (the lab's decoder RMs) compute them once, and the chapter's cache entries are reused."""
-    from ..sweep.sweep import vocabulary_sweeps as sweep_together
+    from ..sweep import vocabulary_sweeps as sweep_together
 
     _check_rm(rm)
     if not isinstance(prompts, Mapping) or not prompts:
@@ -361,7 +361,7 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
     the tokens whose decoded strings all of them share (interval over tokens) and chapter 3's MDS map of 1 − τ."""
     from ...lexicons import afinn_lexicon
     from ...stats import bootstrap_ci
-    from ..sweep.sweep import (
+    from ..sweep import (
         FRAME_MATCH,
         asymmetry_interval,
         frequency_bias,
@@ -447,7 +447,7 @@ def vocabulary_neighbours(sweep: pd.DataFrame, others: Mapping[str, Any], prompt
     (taken from ``sweep`` where it is there, else swept; cached), Kendall τ with
     the audited RM over the shared vocabulary (chapter 3's: decoded strings present in every sweep, duplicates
     dropped) with an interval over tokens (at most 200 resamples, each a full τ), and the MDS map of 1 − τ."""
-    from ..sweep.sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval
+    from ..sweep import agreement_matrix, check_sweeps, mds_map, shared_vocabulary, tau_interval
 
     check_sweeps(sweep)
     if not isinstance(others, Mapping) or not others:
@@ -484,7 +484,7 @@ def vocabulary_neighbours(sweep: pd.DataFrame, others: Mapping[str, Any], prompt
 
 
 def _chapter_prompts() -> set[str]:
-    from ..sweep.sweep import PROMPTS
+    from ..sweep import PROMPTS
 
     return set(PROMPTS.values())
 
@@ -1048,7 +1048,7 @@ def write_card(card: Mapping[str, Any], directory: str | Path, sweeps: pd.DataFr
     """Write ``card.json`` and ``card.md`` into ``directory`` (made if needed), each atomically, and with ``sweeps``
     (:func:`vocabulary_sweeps`) ``sweeps.parquet``, which the book's explorer reads."""
     from ...artifacts import atomic_write_bytes, atomic_write_text
-    from ..sweep.sweep import check_sweeps
+    from ..sweep import check_sweeps
 
     if not isinstance(card, Mapping):
         raise TypeError(f"card must be a mapping, got {type(card).__name__}")
@@ -1167,7 +1167,7 @@ def token_table(sweeps: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     decoded token (shown as :func:`_show` prints it), and for each (RM, prompt) the token's score (``digits``
     decimals) and rank (1 = optimal; ties share the best rank). A string that several ids of one RM decode to keeps
     its best-ranked id; a token that an RM's vocabulary lacks is empty there."""
-    from ..sweep.sweep import check_sweeps
+    from ..sweep import check_sweeps
 
     sweeps = check_sweeps(sweeps)
     _check_count("digits", digits, 0)
