@@ -182,3 +182,22 @@ def test_importing_the_package_registers_nothing_and_the_first_lookup_fills_the_
     package = Path(zoo.__file__).parent
     names = {p.relative_to(package).as_posix() for p in library_modules(["from rewardscope import load_reward_model"])}
     assert {"zoo.py", "lab/__init__.py", "lab/recipes.py", "replicas.py"} <= names
+
+
+def test_locate_resolves_once_for_loaders_and_cache_keys(tmp_path):
+    import shutil
+
+    from rewardscope.lab.experiments import model_id
+    from rewardscope.zoo import ModelDir, ModelSpecError, locate, model_identity, resolve
+
+    model = locate("tiny-llama-rm")
+    assert isinstance(model, ModelDir) and model.path == resolve("tiny-llama-rm")
+    assert model.metadata["kind"] == "reward-model" and model.identity == model_identity(model.path)
+    rm = load_reward_model("tiny-llama-rm")
+    assert rm.metadata == model.metadata and rm.identity == model.identity  # the loader keeps the record
+    assert model_id("tiny-llama-rm") == f"model:{model.identity}"  # cache keys: the same identity
+    copy = shutil.copytree(model.path, tmp_path / "copy")
+    (copy / "rewardscope.json").unlink()  # a user's directory: no sidecar, same weights
+    assert locate(copy).metadata == {} and locate(copy).identity != model.identity  # the sidecar is a model file
+    with pytest.raises(ModelSpecError, match="unknown model spec 'no-such-model'"):
+        locate("no-such-model")

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import hf
 from .lexicons import WORD
-from .zoo import ModelSpecError, read_sidecar, resolve
+from .zoo import ModelDir, ModelSpecError, locate, read_sidecar, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class HFRewardModel(RewardModel):
 
     kind = "hf"
 
-    def __init__(self, name: str, path: Path, *, device=None, dtype=None, trust_remote_code: bool = False,
+    def __init__(self, name: str, path: Path | ModelDir, *, device=None, dtype=None, trust_remote_code: bool = False,
                  architecture: str | None = None, label: int | None = None, batch_size: int = 16,
                  allow_random_head: bool = False, chat_template: str | None = None, output: str = "logits",
                  device_map: str | dict | None = None):
@@ -272,7 +272,9 @@ class HFRewardModel(RewardModel):
                             f"got {type(device_map).__name__}")
         if architecture is not None and architecture not in hf.ARCHITECTURES:
             raise ValueError(f"architecture must be 'decoder' or 'encoder', got {architecture!r}")
-        self.path = Path(path)
+        model_dir = path if isinstance(path, ModelDir) else ModelDir(name, Path(path), read_sidecar(Path(path)))
+        self.path, self.metadata = model_dir.path, model_dir.metadata
+        self._model_dir = model_dir
         self.device = hf.resolve_device(device)
         self.dtype = hf.resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -286,7 +288,7 @@ class HFRewardModel(RewardModel):
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust)
         if chat_template is not None:  # RMs trained on a plain-text format (hh-rlhf's "Human:/Assistant:") have none
             self.tokenizer.chat_template = hf.resolve_chat_template(chat_template)
-        self.architecture = architecture or hf.architecture_of(config, self.tokenizer, read_sidecar(self.path))
+        self.architecture = architecture or hf.architecture_of(config, self.tokenizer, self.metadata)
         if self.architecture == "decoder":
             self.pad_id = hf.safe_pad_id(self.tokenizer)  # fails early if there is no chat template
         else:
@@ -328,6 +330,11 @@ class HFRewardModel(RewardModel):
     @cached_property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def identity(self) -> str:
+        """The content identity of the RM's directory (:func:`rewardscope.zoo.model_identity`), hashed once."""
+        return self._model_dir.identity
 
     @cached_property
     def vocabulary_size(self) -> int:
@@ -392,10 +399,10 @@ def load_reward_model(spec: str, device=None, dtype=None, trust_remote_code: boo
             raise TypeError(f"{spec!r} takes no options, got {sorted(kwargs)}")
         return _KINDS[spec]()
     try:
-        path = resolve(spec)
+        model_dir = locate(spec)
     except ModelSpecError as err:
         raise ModelSpecError(f"{err}; reward rules: {', '.join(reward_kinds())}") from None
-    return HFRewardModel(str(spec), path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+    return HFRewardModel(str(spec), model_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
 
 
 load_reward_model.__doc__ = load_reward_model.__doc__.format(kinds=", ".join(sorted(_KINDS)),

@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,34 @@ def _resolve_hub(spec: str) -> Path:
             f"could not fetch hub model {spec!r} ({type(err).__name__}); hub ids need a network or a warm "
             f"Hugging Face cache. Offline, use a local directory or an embedded name: {listed_names()}"
         ) from err
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """A model spec resolved once, for every loader and cache key: its local directory, rewardscope's metadata
+    beside it (the sidecar: kind, architecture, metrics, description; ``{}`` for a hub or user directory) and, on
+    first use, its content identity (:func:`model_identity`, the key of every cached artifact that reads it)."""
+
+    spec: str
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def identity(self) -> str:
+        return model_identity(self.path)
+
+
+def locate(spec: str | os.PathLike) -> ModelDir:
+    """:func:`resolve` a spec and read its metadata once: what loaders and cache keys use.
+
+    Examples
+    --------
+    >>> model = locate("tiny-llama-rm")
+    >>> model.metadata["kind"], len(model.identity)
+    ('reward-model', 20)
+    """
+    path = resolve(spec)
+    return ModelDir(os.fspath(spec), path, read_sidecar(path))
 
 
 def resolve(spec: str | os.PathLike) -> Path:

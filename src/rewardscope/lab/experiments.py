@@ -28,9 +28,9 @@ def model_id(spec: str) -> str:
     """The cache key of a model spec: the content identity of the directory it resolves to (an embedded name, a
     local directory or a hub snapshot alike); lexicon and classifier rewards are just their name."""
     from ..rewards import reward_kinds
-    from ..zoo import model_identity, resolve
+    from ..zoo import locate
 
-    return spec if spec in reward_kinds() else f"model:{model_identity(resolve(spec))}"
+    return spec if spec in reward_kinds() else f"model:{locate(spec).identity}"
 
 
 def _reward_keys(specs: Sequence[str], options: Mapping[str, dict] | None) -> list[list]:

@@ -409,11 +409,11 @@ def lab_name(recipe: str, scale: str = "default") -> str:
 
 def reward_model_table(scale: str = "default") -> pd.DataFrame:
     """One row per lab RM: backbone, gold, margin, pair counts, trainable parameters, accuracy, time."""
-    from ..zoo import read_sidecar, resolve
+    from ..zoo import locate
 
     rows = []
     for recipe in RM_RECIPES.values():
-        meta = read_sidecar(resolve(lab_name(recipe.name, scale)))
+        meta = locate(lab_name(recipe.name, scale)).metadata
         m = meta["metrics"]
         rows.append({"reward model": lab_name(recipe.name, scale), "backbone": meta["backbone"], "gold": meta["gold"],
                      "margin": meta["margin"], "train pairs": m["n_train_pairs"], "test pairs": m["n_test_pairs"],

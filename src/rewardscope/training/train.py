@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import hf
-from ..zoo import read_sidecar, resolve, write_sidecar
+from ..zoo import locate, resolve, write_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -230,12 +230,13 @@ def load_backbone(spec: str, device: str = "cpu", *, trust_remote_code: bool = F
 
     trust = hf.check_trust_remote_code(trust_remote_code)
     template = None if chat_template is None else hf.resolve_chat_template(chat_template)
-    path = resolve(spec)
+    model_dir = locate(spec)
+    path = model_dir.path
     hf.check_weights(path, "AutoModelForSequenceClassification")
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
     if template is not None:
         tokenizer.chat_template = template
-    architecture = hf.architecture_of(hf.read_config(path), tokenizer, read_sidecar(path))
+    architecture = hf.architecture_of(hf.read_config(path), tokenizer, model_dir.metadata)
     pad_id = hf.safe_pad_id(tokenizer) if architecture == "decoder" else tokenizer.pad_token_id
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32,
                                                                trust_remote_code=trust, use_safetensors=True).to(device)

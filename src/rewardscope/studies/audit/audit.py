@@ -139,10 +139,8 @@ def describe_model(rm: Any, spec: str | None = None) -> dict[str, Any]:
     _check_rm(rm)
     out: dict[str, Any] = {"spec": spec or rm.name, "kind": rm.kind}
     if _is_hf(rm):
-        from ...zoo import model_identity, read_sidecar
-
-        meta = read_sidecar(rm.path)
-        out.update(identity=model_identity(rm.path), path=str(rm.path), parameters=int(rm.parameters),
+        meta = rm.metadata
+        out.update(identity=rm.identity, path=str(rm.path), parameters=int(rm.parameters),
                    dtype=str(next(rm.model.parameters()).dtype).removeprefix("torch."), device=str(rm.device),
                    description=meta.get("description") or meta.get("source"))
     else:
