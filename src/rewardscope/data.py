@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import _checks
 from ._packages import package_dir
 
 
@@ -221,11 +222,6 @@ def resolve_data(spec: str | os.PathLike) -> DataSource:
     raise DataSpecError(f"unknown data spec {spec!r}{looked}; allowed: {_allowed_data()}")
 
 
-def _check_count(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
-
-
 def load_data(spec: str | os.PathLike, split: str | None = None, n: int | None = None, **kwargs):
     """A data spec (see :func:`resolve_data`) loaded with ``datasets``: its ``split`` (first ``n`` rows) as a
     ``Dataset``, or every split as a ``DatasetDict`` when ``split`` is None. ``kwargs`` go to
@@ -236,7 +232,7 @@ def load_data(spec: str | os.PathLike, split: str | None = None, n: int | None =
     if source.kind == "embedded":
         raise DataSpecError(f"{source.spec!r} is an embedded prompt source, not a data set with splits; "
                             "use prompts_from for it")
-    _check_count("n", n)
+    _checks.count("n", n, optional=True)
     try:
         if source.kind == "file":
             data = load_dataset(_file_format(Path(source.location)), data_files={"train": source.location}, **kwargs)
@@ -286,8 +282,8 @@ def hh_rlhf_heldout_pairs(name: str = "Anthropic/hh-rlhf", split: str = "train",
     rows, by default as many as ``n`` (all when ``n`` is None). ``test_split=None`` (or equal to ``split``) gives no
     held-out pairs; a data set without ``test_split`` fails, naming its splits.
     """
-    _check_count("n", n)
-    _check_count("n_test", n_test)
+    _checks.count("n", n, optional=True)
+    _checks.count("n_test", n_test, optional=True)
     data = load_data(name, **kwargs)
     for which, value in (("split", split), ("test_split", test_split)):
         if (value is not None or which == "split") and value not in data:

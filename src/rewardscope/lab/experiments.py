@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import artifacts, hf
+from .. import _checks, artifacts, hf
 
 VERSION = 3  # 2: models keyed by content (model_identity), rewards as [identity, options] in order;
 # 3: samples drawn by rewardscope.sampling (one seeded stream per prompt, independent of the batch)
@@ -55,13 +55,6 @@ def _policy_options(policy: str, policy_options: Mapping[str, dict] | None) -> d
     return dict(options)
 
 
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    prompts = [] if isinstance(prompts, str) else list(prompts)
-    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ValueError("prompts must be a non-empty list of non-empty strings")
-    return prompts
-
-
 def load_rewards(specs: Sequence[str], options: Mapping[str, dict] | None = None) -> dict:
     """Reward models by spec, each loaded with its own keyword arguments from ``options`` (dtype, chat_template …)."""
     from ..rewards import load_reward_model
@@ -86,10 +79,9 @@ def scored_samples(policy: str, prompts: Sequence[str], k: int, rewards: Sequenc
     arguments of :func:`rewardscope.load_policy` (``{"EleutherAI/pythia-70m": {"chat_template": "plain"}}``; a
     ``dtype`` there wins over ``dtype``). Options of other specs are ignored: one dict can serve a whole chapter.
     """
-    prompts = _check_prompts(prompts)
+    prompts = _checks.texts("prompts", prompts, nonblank=True)
     rewards = list(dict.fromkeys(rewards))
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    _checks.count("k", k)
     loader = _policy_options(policy, policy_options)
     params = {"policy": model_id(policy), "prompts": prompts, "k": k, "rewards": _reward_keys(rewards, options),
               "max_new_tokens": max_new_tokens, "dtype": hf.dtype_name(dtype), "seed": seed}
@@ -133,7 +125,8 @@ def rl_run(policy: str, reward, train_prompts: Sequence[str], eval_prompts: Sequ
     from ..policy import load_policy
     from ..training.rlhf import tune_policy
 
-    train_prompts, eval_prompts = _check_prompts(train_prompts), _check_prompts(eval_prompts)
+    train_prompts = _checks.texts("train_prompts", train_prompts, nonblank=True)
+    eval_prompts = _checks.texts("eval_prompts", eval_prompts, nonblank=True)
     monitors, eval_rewards = dict(monitors or {}), list(dict.fromkeys(eval_rewards))
     params = {"policy": model_id(policy), "reward": dict(key), "train_prompts": train_prompts,
               "eval_prompts": eval_prompts, "config": asdict(config), "eval_rewards": _reward_keys(eval_rewards, options),

@@ -14,6 +14,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from .. import _checks
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -27,8 +29,7 @@ def sample_pool(policy, prompts: Sequence[str], k: int = 4, *, max_new_tokens: i
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompts is empty: a sample pool needs at least one prompt")
-    if not isinstance(k, int) or k < 2:
-        raise ValueError(f"k must be an int >= 2 (pairs need two responses per prompt), got {k!r}")
+    _checks.count("k", k, 2, why="pairs need two responses per prompt")
     repeated = [p for p in prompts for _ in range(k)]
     responses = policy.generate(repeated, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                 batch_size=batch_size)

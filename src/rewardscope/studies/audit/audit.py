@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import _checks
+
 SECTIONS = ("inputs", "vocabulary", "imprint", "robustness", "transform")
 CARD_JSON, SWEEPS_FILE = "card.json", "sweeps.parquet"
 CARD_VERSION = 1
@@ -57,11 +59,6 @@ def _is_hf(rm: Any) -> bool:
     from ...rewards import HFRewardModel
 
     return isinstance(rm, HFRewardModel)
-
-
-def _check_count(name: str, value: Any, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 def _check_pairs(pairs: Any, extra: Sequence[str] = ()) -> pd.DataFrame:
@@ -164,7 +161,7 @@ def probe_pairs(data: str = "lab", lab_scale: str = "default", n_pairs: int | No
     ``split`` keeps one split ("train", "validation", "test").
     """
     if n_pairs is not None:
-        _check_count("n_pairs", n_pairs)
+        _checks.count("n_pairs", n_pairs)
     if data == "lab":
         from ...lab.recipes import recipe_pairs
 
@@ -309,7 +306,7 @@ def vocabulary_token_ids(rm: Any, vocab_tokens: int = 0, seed: int = 0) -> tuple
     from ...lexicons import afinn_lexicon
     from ..sweep import IDENTITY_TERMS, probe_token_ids
 
-    _check_count("vocab_tokens", vocab_tokens, 0)
+    _checks.count("vocab_tokens", vocab_tokens, 0)
     if vocab_tokens == 0:
         return None, None
     words = {t for terms in IDENTITY_TERMS.values() for t in terms} | set(afinn_lexicon())
@@ -369,7 +366,7 @@ def vocabulary_section(rm: Any, prompts: Mapping[str, str], vocab_tokens: int = 
         score_moments,
     )
 
-    _check_count("n_top", n_top)
+    _checks.count("n_top", n_top)
     swept, random = vocabulary_sweeps(rm, prompts, vocab_tokens, seed, method, others)
     if swept is None:
         return {"skipped": f"{rm.name} is a rule reward ({rm.kind}); it has no token vocabulary to sweep"}
@@ -1168,7 +1165,7 @@ def token_table(sweeps: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     from ..sweep import check_sweeps
 
     sweeps = check_sweeps(sweeps)
-    _check_count("digits", digits, 0)
+    _checks.count("digits", digits, 0)
     ranked = sweeps.assign(rank=sweeps.groupby(["rm", "prompt"], sort=False)["score"].rank(ascending=False,
                                                                                            method="min"))
     ranked = ranked.sort_values("rank", kind="stable").drop_duplicates(["rm", "prompt", "token"])

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ... import hf
+from ... import _checks, hf
 from ...training.train import BTConfig, freeze_bottom_layers, load_backbone
 from ...zoo import resolve, write_sidecar
 
@@ -599,8 +599,7 @@ def max_margin_irl(preferred, dispreferred, loss: str = "max_margin", seed: int 
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(n_restarts, bool) or not isinstance(n_restarts, int) or n_restarts < 1:
-        raise ValueError(f"n_restarts must be an int >= 1, got {n_restarts!r}")
+    _checks.count("n_restarts", n_restarts)
     _check_margin(margin)
     pairs = _pairs(preferred, dispreferred, prompts)
     texts = not isinstance(pairs.preferred, np.ndarray)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ... import artifacts
+from ... import _checks, artifacts
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +53,6 @@ def _check_layers(layers, n_layers: int) -> list[int]:
                           for i in layers) or len(set(layers)) != len(layers)):
         raise ValueError(f"layers must be distinct block indices in 0..{n_layers - 1}, got {layers!r}")
     return [int(i) for i in layers]
-
-
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
-        raise ValueError("texts must be a non-empty sequence of strings")
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, expected str")
-    return list(texts)
 
 
 @contextmanager
@@ -146,7 +137,7 @@ def last_token_activations(model, tokenizer, texts: Sequence[str], layers, *, mo
 
     Texts longer than ``max_length`` tokens are an error, not cut, since cutting would move the last token.
     """
-    texts = _check_texts(texts)
+    texts = _checks.texts("texts", texts)
     layers = _check_layers(layers, len(decoder_blocks(model)))
     ids = _token_ids(tokenizer, texts, max_length + 1, add_special_tokens)
     bad = next((i for i, row in enumerate(ids) if not 0 < len(row) <= max_length), None)
@@ -273,7 +264,7 @@ def capture_activations(model, tokenizer, texts: Sequence[str], layers, director
 
     Returns the :class:`ActivationStore` of ``directory``.
     """
-    texts = _check_texts(texts)
+    texts = _checks.texts("texts", texts)
     layers = _check_layers(layers, len(decoder_blocks(model)))
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")

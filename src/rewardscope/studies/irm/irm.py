@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ... import _checks
 from ...lexicons import ANTONYMS, WORD, vader_lexicon
 from .activations import decoder_blocks
 from .sae import SAE
@@ -382,8 +383,7 @@ def word_folds(words: Sequence[str], n_folds: int = 5, seed: int = 0) -> np.ndar
     words are shuffled with ``seed`` and dealt to the folds in turn."""
     if isinstance(words, str) or not len(words):
         raise ValueError("words must be a non-empty sequence of labels, one per row")
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
-        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    _checks.count("n_folds", n_folds, 2)
     labels = pd.Index([str(w) for w in words])
     distinct = np.array(sorted(set(labels)))
     if len(distinct) < n_folds:

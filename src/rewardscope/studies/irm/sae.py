@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ... import artifacts
+from ... import _checks, artifacts
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ def sae_seed(model_id: str, layer: int, width: int, replicate: int, salt: int = 
     if not isinstance(model_id, str) or not model_id:
         raise ValueError(f"model_id must be a non-empty string, got {model_id!r}")
     for name, value in (("layer", layer), ("width", width), ("replicate", replicate), ("salt", salt)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        _checks.count(name, value, 0)
     key = json.dumps([model_id, int(layer), int(width), int(replicate), int(salt)]).encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
 
@@ -172,8 +171,7 @@ def sae_seed(model_id: str, layer: int, width: int, replicate: int, salt: int = 
 def _streams(seed: int, n_features: int) -> tuple[np.random.Generator, torch.Generator]:
     """The two random streams of one SAE: numpy (the batch order) and torch (the initial dictionary), both
     keyed by ``seed`` and the width, so two widths never share a start even under the same seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    _checks.count("seed", seed, 0)
     sequence = np.random.SeedSequence([int(seed) % 2 ** 63, int(seed) >> 63, int(n_features)])
     order_state, init_state = sequence.spawn(2)
     return (np.random.default_rng(order_state),

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import _checks
+
 # --------------------------------------------------------------------------------------------------
 # Analyses of sweeps (the paper's statistics). ``sweeps`` below is a long frame with columns
 # rm, prompt, token_id, token, score: one row per (rm, prompt, token id).
@@ -233,8 +235,7 @@ def tau_interval(x, y, n_resamples: int = 200, level: float = 0.95, seed: int = 
         raise ValueError(f"x and y must be 1-D of one length >= 3, got shapes {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("x and y must be finite")
-    if not isinstance(n_resamples, int) or n_resamples < 2:
-        raise ValueError(f"n_resamples must be an int >= 2, got {n_resamples!r}")
+    _checks.count("n_resamples", n_resamples, 2)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_resamples):
@@ -395,8 +396,7 @@ def _wsd(y: np.ndarray, w: np.ndarray) -> float:
 def _word_bootstrap(data: pd.DataFrame, statistic, n_resamples: int, level: float, seed: int) -> dict[str, float]:
     """Bootstrap over words, stratified by RM: each resample draws every RM's words with replacement and
     gives each row the multiplicity of its word as a weight; ``statistic(weights)`` -> float."""
-    if not isinstance(n_resamples, int) or n_resamples < 2:
-        raise ValueError(f"n_resamples must be an int >= 2, got {n_resamples!r}")
+    _checks.count("n_resamples", n_resamples, 2)
     strata = []
     for index in data.groupby("rm", sort=False).indices.values():
         local, uniques = pd.factorize(data["word"].to_numpy()[index])

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ... import _checks
 from ...rewards import RewardModel, check_pairs
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -265,8 +266,7 @@ def within_prompt_correlation(a, b, n_resamples: int = 1000, seed: int = 0,
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2 or a.shape[1] < 2:
         raise ValueError(f"a and b must both be [n_prompts, k] with at least 2 prompts and 2 answers each, got "
                          f"{a.shape} and {b.shape}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an int >= 1, got {n_resamples!r}")
+    _checks.count("n_resamples", n_resamples)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     ac, bc = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
