@@ -264,3 +264,17 @@ def test_policy_options_may_name_every_policy_and_backbone():
         "policy": "tiny-llama", "backbone": "tiny-llama-rm", "decoder_backbone": "smollm2-135m-instruct",
         "policy_options": {"tiny-llama": plain, "tiny-llama-rm": plain, "smollm2-135m-instruct": plain,
                            "positive-smollm2": {"dtype": "float32", "trust_remote_code": False}}})
+
+
+def test_show_params_prints_each_parameter_its_origin_and_help_without_running(monkeypatch, capsys):
+    from rewardscope.runner.book import effective_parameters
+
+    rows = {r["name"]: r for r in effective_parameters("03_vocab_sweep", {"n_top": 3}, profile="smoke", root=ROOT)}
+    assert rows["n_top"]["value"] == 3 and rows["n_top"]["from"] == "-p" and "tokens listed" in rows["n_top"]["help"]
+    assert rows["reward_models"]["from"] == "smoke" and rows["main_prompt"]["from"] == "default"
+    monkeypatch.chdir(ROOT)
+    assert main(["run", "03_vocab_sweep", "--profile", "smoke", "-p", "n_top", "3", "--show-params"]) == 0
+    out = capsys.readouterr().out
+    assert "n_top" in out and "= 3  [int; -p]  # optimal / pessimal tokens" in out
+    assert main(["run", "03_vocab_sweep", "--profile", "smoke", "-p", "n_top", "-3", "--show-params"]) == 2
+    assert "parameter 'n_top' must be an int >= 1, got -3" in capsys.readouterr().err

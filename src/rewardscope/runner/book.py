@@ -683,6 +683,23 @@ def writable_output(output: Path) -> Path:
     return output
 
 
+def effective_parameters(notebook: str, parameters: dict[str, Any], profile: str | Path = "default",
+                         root: Path | None = None) -> list[dict[str, Any]]:
+    """What ``rewardscope run`` would pass a notebook, checked (statically) but not run: one row per declared
+    parameter with its value, where the value comes from ("default", the profile, or "-p") and its help text."""
+    from .params import declared_parameters
+
+    root = project_root(root)
+    path = resolve_notebook(root, notebook, allow_path=True)
+    profiled = (audit_settings(root, profile)[0] if path.stem == AUDIT else
+                load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {}))
+    values = {**profiled, **parameters}
+    check_parameters(path, values)
+    return [{"name": name, "value": values.get(name, d.default), "type": d.type_name, "help": d.help,
+             "from": "-p" if name in parameters else profile_label(profile) if name in profiled else "default"}
+            for name, d in declared_parameters(path).items()]
+
+
 def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "default", output: Path | None = None,
             root: Path | None = None, progress: bool = True) -> RunRecord:
     """Execute one notebook with a profile's parameters overridden by ``parameters`` (no site build).

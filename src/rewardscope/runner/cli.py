@@ -40,9 +40,16 @@ def _book(args) -> int:
 
 
 def _run(args) -> int:
-    from .book import run_one
+    from .book import effective_parameters, run_one
 
     params = {key: parse_cli_value(value) for key, value in args.param}
+    if args.show_params:
+        rows = effective_parameters(args.notebook, params, profile=args.profile)
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            note = f"  # {r['help']}" if r["help"] else ""
+            print(f"{r['name']:{width}s} = {r['value']!r}  [{r['type']}; {r['from']}]{note}")
+        return 0
     record = run_one(args.notebook, params, profile=args.profile, output=args.output)
     print(f"{record.notebook}: {record.status} in {record.duration:.1f} s" + (f"  {record.error}" if record.error else ""))
     return 0 if record.status == "ok" else 1
@@ -109,6 +116,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="default", metavar="NAME|PATH",
                      help="the profile (a name or a YAML file) whose values are the base")
     run.add_argument("-o", "--output", help="output notebook (default _build/runs/NAME.ipynb)")
+    run.add_argument("--show-params", action="store_true",
+                     help="print the effective parameters (value, type, where it comes from, help) and exit")
     run.set_defaults(func=_run)
 
     audit = sub.add_parser("audit", help="audit reward models: one card (card.json, card.md) per RM")

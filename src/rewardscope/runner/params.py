@@ -17,9 +17,11 @@ unknown names and values of the wrong type fail here with one line.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,12 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Declared:
-    """One parameter of a notebook: its default and the types it accepts."""
+    """One parameter of a notebook: its default, the types it accepts and its help (the line's comment)."""
 
     name: str
     default: Any
     types: tuple[type, ...]
+    help: str = ""
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, bool) and bool not in self.types:
@@ -77,6 +80,7 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
     if len(cells) != 1:
         raise ParameterError(f"{Path(notebook).name} must have exactly one cell tagged 'parameters', found {len(cells)}")
     source = "".join(cells[0]["source"])
+    comments = _line_comments(source)
     declared = {}
     for stmt in ast.parse(source).body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
@@ -86,8 +90,14 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
         else:
             continue
         default = ast.literal_eval(value) if value is not None else None
-        declared[name] = Declared(name, default, _annotation_types(annotation, default))
+        declared[name] = Declared(name, default, _annotation_types(annotation, default), comments.get(stmt.end_lineno, ""))
     return declared
+
+
+def _line_comments(source: str) -> dict[int, str]:
+    """Each line's trailing comment (without the '#'), by line number: a parameter's help text."""
+    return {tok.start[0]: tok.string.lstrip("#").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
 
 
 def profile_path(profile: str | Path, params_dir: Path) -> Path:
