@@ -308,7 +308,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], *
             follower.start()
         spec = {"input": str(notebook), "output": str(output), "parameters": parameters, "cwd": str(cwd),
                 "timeout": timeout, "progress": str(sink) if progress else None, "log_output": log_output}
-        # The runner and its kernel die with this process, even on kill -9 (see _execute.die_with_parent)
+        # The runner and its kernel die with this process, even on kill -9 (see execute.die_with_parent)
         proc = subprocess.run([sys.executable, "-m", "rewardscope.runner.execute", json.dumps(spec), str(os.getpid())],
                               env=env, stdout=subprocess.PIPE, stderr=None if log_output else subprocess.PIPE, text=True)
         if follower is not None:
