@@ -145,3 +145,18 @@ def test_the_schema_check_catches_a_malformed_spec():
     assert hub.match("OpenAssistant/reward-model-deberta-v3-large-v2") and hub.match("s-nlp/roberta_toxicity_classifier")
     assert hub.match("org/rm@v1.0")
     assert not any(hub.match(s) for s in ("org name/rm", "/rm", "org/", "org/rm/extra", "https://hf.co/org/rm"))
+
+
+def test_a_parameters_help_is_its_trailing_comment_or_the_comment_line_above(tmp_path):
+    import nbformat
+
+    from rewardscope.runner.params import declared_parameters
+
+    cell = nbformat.v4.new_code_cell('n: int = 3  # how many\n# the reward specs, one per line of the table\n'
+                                     'rms: list = ["a", "b"]\nplain: str = "#not a comment"\n',
+                                     metadata={"tags": ["parameters"]})
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    declared = declared_parameters(path)
+    assert declared["n"].help == "how many" and declared["rms"].help == "the reward specs, one per line of the table"
+    assert declared["plain"].help == "" and declared["plain"].default == "#not a comment"

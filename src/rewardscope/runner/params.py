@@ -80,7 +80,7 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
     if len(cells) != 1:
         raise ParameterError(f"{Path(notebook).name} must have exactly one cell tagged 'parameters', found {len(cells)}")
     source = "".join(cells[0]["source"])
-    comments = _line_comments(source)
+    comments, above = _comments(source)
     declared = {}
     for stmt in ast.parse(source).body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
@@ -90,14 +90,19 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
         else:
             continue
         default = ast.literal_eval(value) if value is not None else None
-        declared[name] = Declared(name, default, _annotation_types(annotation, default), comments.get(stmt.end_lineno, ""))
+        help_text = comments.get(stmt.end_lineno) or above.get(stmt.lineno - 1, "")
+        declared[name] = Declared(name, default, _annotation_types(annotation, default), help_text)
     return declared
 
 
-def _line_comments(source: str) -> dict[int, str]:
-    """Each line's trailing comment (without the '#'), by line number: a parameter's help text."""
-    return {tok.start[0]: tok.string.lstrip("#").strip()
-            for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+def _comments(source: str) -> tuple[dict[int, str], dict[int, str]]:
+    """A parameter's help text: the comment that ends its line or, for a long line, a comment line just above it.
+    Returns both by line number (without the '#')."""
+    trailing, whole = {}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            (whole if tok.line.lstrip().startswith("#") else trailing)[tok.start[0]] = tok.string.lstrip("#").strip()
+    return trailing, whole
 
 
 def profile_path(profile: str | Path, params_dir: Path) -> Path:
