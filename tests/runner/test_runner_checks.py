@@ -55,6 +55,14 @@ def _nb(n):
     ("02_irl_extraction", {"n_bootstrap": 0}, "parameter 'n_bootstrap' must be an int >= 1"),
     ("02_irl_extraction", {"trainable": "some"}, "parameter 'trainable' must be 'all', 'head'"),
     ("01_irm_divergence", {"sae_seeds": []}, "parameter 'sae_seeds' must be a list of at least 1"),
+    # the checks chapter cells made only after a kernel started (they remain there for Jupyter users)
+    ("01_irm_divergence", {"sae_seeds": [0, 0]}, "parameter 'sae_seeds' must name at least 2 distinct items"),
+    ("01_irm_divergence", {"dictionary_multiples": [2, 1]}, "parameter 'dictionary_multiples' must be two increasing"),
+    ("02_irl_extraction", {"rl_seeds": [3]}, "parameter 'rl_seeds' must name at least 2 distinct items"),
+    ("02_irl_extraction", {"demo_fractions": [0.5, 1.0]}, r"parameter 'demo_fractions' item 1 must be .*\(0, 1\)"),
+    ("02_irl_extraction", {"n_compare_restarts": 9, "n_restarts": 4}, "'n_compare_restarts' must be at most n_restarts = 4"),
+    ("05_reward_transforms", {"property_golds": {"helpful": "helpfulness"}},
+     "'properties' and 'property_golds' must name the same two properties"),
     ("04_seal_imprint", {"n_pairs": 0}, "parameter 'n_pairs' must be an int >= 1"),
 ])
 def test_bad_values_fail_with_one_line_naming_the_parameter(notebook, values, match):

@@ -83,6 +83,21 @@ def list_of(item: Callable[[Any], None], *, min_len: int = 1, what: str = "") ->
     return rule
 
 
+def distinct(rule: Callable[[Any], None], *, min_len: int = 2) -> Callable[[Any], None]:
+    """``rule`` (a list rule), and at least ``min_len`` distinct items (replicates crossed with each other)."""
+    def check(value):
+        rule(value)
+        if len(value) < min_len or len(set(value)) != len(value):
+            raise RuleError(f"must name at least {min_len} distinct items (every comparison crosses them), got {value!r}")
+    return check
+
+
+def increasing_pair(value: Any) -> None:
+    """Two ints, the first smaller (chapter 1's small and big autoencoder widths)."""
+    if not (isinstance(value, list) and len(value) == 2 and all(_int(v) for v in value) and 0 < value[0] < value[1]):
+        raise RuleError(f"must be two increasing positive ints [small, big], got {value!r}")
+
+
 def one_of(*choices: Any) -> Callable[[Any], None]:
     def rule(value):
         if value not in choices:
@@ -312,12 +327,13 @@ RULES: dict[str, Callable[[Any], None]] = {
     # shares and quantiles
     "quantile": FRACTION, "test_fraction": FRACTION, "quantiles": list_of(FRACTION, what="quantiles in (0, 1)"),
     "tilt_kl": number_in(0, math.inf, low_open=True), "calibration_split": one_of("validation", "test"),
-    "demo_fractions": list_of(number_in(0, 1, low_open=True), what="shares in (0, 1]"),
+    # shares below the whole training set: the whole set (1) is the main study already
+    "demo_fractions": list_of(number_in(0, 1, low_open=True, high_open=True), what="shares in (0, 1)"),
     "relevance_threshold": number_in(0, 1), "min_similarity": number_in(-1, 1),
     "split": split_rule, "true_threshold": optional(number_in(-math.inf, math.inf)),
     # lists of seeds and sizes
-    "sae_seeds": list_of(NON_NEGATIVE, what="seeds"), "split_seeds": list_of(NON_NEGATIVE, what="seeds"),
-    "rl_seeds": list_of(NON_NEGATIVE, what="seeds"), "dictionary_multiples": list_of(POSITIVE, what="multiples >= 1"),
+    "sae_seeds": distinct(list_of(NON_NEGATIVE, what="seeds")), "split_seeds": list_of(NON_NEGATIVE, what="seeds"),
+    "rl_seeds": distinct(list_of(NON_NEGATIVE, what="seeds"), min_len=1), "dictionary_multiples": increasing_pair,
     "faithful_bugs": list_of(one_of("last_character", "accumulate_gradients", "unbounded_loss"), min_len=0,
                              what="bugs of rewardscope.irl.PAPER_BUGS"),  # the names of irl.PAPER_BUGS (a test checks)
     # choices
@@ -334,6 +350,13 @@ def _cross_checks(values: dict[str, Any]) -> None:
     prompts, main = values.get("prompts"), values.get("main_prompt")
     if isinstance(prompts, dict) and main is not None and main not in prompts:
         raise RuleError(f"parameter 'main_prompt' must be one of the prompts' names {sorted(prompts)}, got {main!r}")
+    compare, restarts = values.get("n_compare_restarts"), values.get("n_restarts")
+    if _int(compare) and _int(restarts) and compare > restarts:
+        raise RuleError(f"parameter 'n_compare_restarts' must be at most n_restarts = {restarts}, got {compare}")
+    properties, golds = values.get("properties"), values.get("property_golds")
+    if isinstance(properties, dict) and isinstance(golds, dict) and (len(properties) != 2 or set(properties) != set(golds)):
+        raise RuleError(f"parameters 'properties' and 'property_golds' must name the same two properties, got "
+                        f"{sorted(properties)} and {sorted(golds)}")
     k = values.get("n_reference")  # an unbiased reference needs 1/(k + 1) <= q <= k/(k + 1) (transforms.reference_reward)
     qs = [values.get("quantile"), *(values.get("quantiles") or [])] if isinstance(k, int) else []
     for q in (q for q in qs if _number(q) and 0 < q < 1):
@@ -383,16 +406,23 @@ def _strings(value: Any, path: str):
             yield from _strings(x, f"{path}[{k!r}]")
 
 
-def check_values(values: dict[str, Any]) -> None:
-    """Static checks of every value: text is valid, numbers are finite, each rule holds. Raises RuleError
-    naming the parameter."""
+# Where one notebook asks more of a shared name than the others (chapter 2's intervals are over RL seeds).
+NOTEBOOK_RULES: dict[str, dict[str, Callable[[Any], None]]] = {
+    "02_irl_extraction": {"rl_seeds": distinct(list_of(NON_NEGATIVE, what="seeds"))},
+}
+
+
+def check_values(values: dict[str, Any], notebook: str | None = None) -> None:
+    """Static checks of every value: text is valid, numbers are finite, each rule holds (the shared rule, or the
+    ``notebook``'s own where it has one). Raises RuleError naming the parameter."""
+    rules = {**RULES, **NOTEBOOK_RULES.get(notebook or "", {})}
     for name, value in values.items():
         for where, text in _strings(value, name):
             if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
                 raise RuleError(f"parameter {name!r} holds text that is not valid UTF-8 at {where}: {text!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise RuleError(f"parameter {name!r} must be finite, got {value!r}")
-        rule = RULES.get(name)
+        rule = rules.get(name)
         if rule is not None:
             try:
                 rule(value)

@@ -166,7 +166,7 @@ def check_parameters(notebook: Path, values: dict[str, Any], *, environment: boo
                                  f"got {type(value).__name__} {value!r}")
     effective = {key: d.default for key, d in declared.items()} | values
     try:
-        check_values(effective)
+        check_values(effective, name)
         if environment:
             check_environment(effective)
     except RuleError as err:
