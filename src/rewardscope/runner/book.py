@@ -683,6 +683,13 @@ def writable_output(output: Path) -> Path:
     return output
 
 
+def _profile_values(root: Path, path: Path, profile: str | Path) -> dict[str, Any]:
+    """A profile's values for one notebook: the ``audit:`` section for the audit, else the notebook's own."""
+    if path.stem == AUDIT:
+        return audit_settings(root, profile)[0]
+    return load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {})
+
+
 def effective_parameters(notebook: str, parameters: dict[str, Any], profile: str | Path = "default",
                          root: Path | None = None) -> list[dict[str, Any]]:
     """What ``rewardscope run`` would pass a notebook, checked (statically) but not run: one row per declared
@@ -691,8 +698,7 @@ def effective_parameters(notebook: str, parameters: dict[str, Any], profile: str
 
     root = project_root(root)
     path = resolve_notebook(root, notebook, allow_path=True)
-    profiled = (audit_settings(root, profile)[0] if path.stem == AUDIT else
-                load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {}))
+    profiled = _profile_values(root, path, profile)
     values = {**profiled, **parameters}
     check_parameters(path, values)
     return [{"name": name, "value": values.get(name, d.default), "type": d.type_name, "help": d.help,
@@ -711,9 +717,7 @@ def run_one(notebook: str, parameters: dict[str, Any], profile: str | Path = "de
     root = project_root(root)
     path = resolve_notebook(root, notebook, allow_path=True)
     label = profile_label(profile)
-    values = (audit_settings(root, profile)[0] if path.stem == AUDIT else
-              load_profile(profile, root / "notebooks" / "params", notebook_names(root)).get(path.stem, {}))
-    values.update(parameters)
+    values = {**_profile_values(root, path, profile), **parameters}
     check_parameters(path, values, environment=True)
     output = writable_output(output if output else root / "_build" / "runs" / f"{path.stem}.ipynb")
     logger.info("%s: running (%s profile%s)", path.stem, label, _expectation(root, label, path.stem))

@@ -112,6 +112,7 @@ def nonempty_text(value: Any) -> None:
 
 POSITIVE = int_at_least(1)
 NON_NEGATIVE = int_at_least(0)
+SEEDS = list_of(NON_NEGATIVE, what="seeds")
 RATE = number_in(0, math.inf, low_open=True)
 FRACTION = number_in(0, 1, low_open=True, high_open=True)
 
@@ -332,8 +333,8 @@ RULES: dict[str, Callable[[Any], None]] = {
     "relevance_threshold": number_in(0, 1), "min_similarity": number_in(-1, 1),
     "split": split_rule, "true_threshold": optional(number_in(-math.inf, math.inf)),
     # lists of seeds and sizes
-    "sae_seeds": distinct(list_of(NON_NEGATIVE, what="seeds")), "split_seeds": list_of(NON_NEGATIVE, what="seeds"),
-    "rl_seeds": distinct(list_of(NON_NEGATIVE, what="seeds"), min_len=1), "dictionary_multiples": increasing_pair,
+    "sae_seeds": distinct(SEEDS), "split_seeds": SEEDS,
+    "rl_seeds": distinct(SEEDS, min_len=1), "dictionary_multiples": increasing_pair,
     "faithful_bugs": list_of(one_of("last_character", "accumulate_gradients", "unbounded_loss"), min_len=0,
                              what="bugs of rewardscope.irl.PAPER_BUGS"),  # the names of irl.PAPER_BUGS (a test checks)
     # choices
@@ -408,7 +409,7 @@ def _strings(value: Any, path: str):
 
 # Where one notebook asks more of a shared name than the others (chapter 2's intervals are over RL seeds).
 NOTEBOOK_RULES: dict[str, dict[str, Callable[[Any], None]]] = {
-    "02_irl_extraction": {"rl_seeds": distinct(list_of(NON_NEGATIVE, what="seeds"))},
+    "02_irl_extraction": {"rl_seeds": distinct(SEEDS)},
 }
 
 

@@ -1254,8 +1254,9 @@ def scalar_reward_problem(spec: str, options: Mapping[str, Any] | None = None) -
         return None
     if custom_class(config):
         return None
-    if read_sidecar(path).get("kind") not in (None, "reward-model") and not options.get("allow_random_head"):
-        return f"{spec!r} is a {read_sidecar(path)['kind']}, not a reward model"
+    kind = read_sidecar(path).get("kind")
+    if kind not in (None, "reward-model") and not options.get("allow_random_head"):
+        return f"{spec!r} is a {kind}, not a reward model"
     heads = [a for a in config.get("architectures") or [] if a.endswith("ForSequenceClassification")]
     if not heads and not options.get("allow_random_head"):
         return (f"{spec!r} is not a sequence-classification reward model (architectures: {config.get('architectures')}); "
